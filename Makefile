@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both create .venv and install everything on first use (about 2 minutes here).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.wsris-installed
+
+# timm needs torchvision; these are the builds that match each other on this kind of
+# machine (see README, "Installing"). Override with `make TORCH="torch==X torchvision==Y"`.
+ifeq ($(shell uname -m),aarch64)
+TORCH ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+endif
+
+.PHONY: setup demo test lint bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(TORCH)
+	$(BIN)/pip install -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/wsris segment examples/shapes_scene.png "the large blue square" \
+		--model albef-chunk-shapes --out out/mask.png --overlay out/overlay.png \
+		--heatmap out/heatmap.png
+
+test: $(STAMP)
+	$(BIN)/ruff check wsris tests benchmarks scripts
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check wsris tests benchmarks scripts

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wsris.errors import ImageError, InvalidInputError
+from wsris.images import load_image
+
+
+def _rgb(h: int = 6, w: int = 8) -> np.ndarray:
+    return (np.arange(h * w * 3, dtype=np.int64) % 251).astype(np.uint8).reshape(h, w, 3)
+
+
+def test_uint8_rgb_array_passes_through_unchanged():
+    a = _rgb()
+    out = load_image(a)
+    assert out.dtype == np.uint8 and out.shape == (6, 8, 3)
+    np.testing.assert_array_equal(out, a)
+
+
+def test_float_array_in_unit_range_is_scaled_and_rounded():
+    a = np.array([[[0.0, 0.5, 1.0]]], dtype=np.float32)
+    np.testing.assert_array_equal(load_image(a), [[[0, 128, 255]]])
+
+
+def test_float_array_outside_unit_range_is_refused():
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):
+        load_image(np.full((2, 2, 3), 2.0, np.float32))
+    with pytest.raises(ImageError, match="NaN"):
+        load_image(np.full((2, 2, 3), np.nan, np.float32))
+
+
+def test_gray_rgba_and_single_channel_become_rgb():
+    gray = np.array([[0, 100], [200, 255]], np.uint8)
+    out = load_image(gray)
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out[..., 0], gray)
+    np.testing.assert_array_equal(out[..., 2], gray)
+    rgba = np.dstack([_rgb(), np.zeros((6, 8), np.uint8)])
+    np.testing.assert_array_equal(load_image(rgba), _rgb())
+    np.testing.assert_array_equal(load_image(gray[:, :, None])[..., 1], gray)
+
+
+def test_uint16_array_scales_to_8_bit():
+    a = np.array([[0, 257, 65535]], np.uint16)
+    np.testing.assert_array_equal(load_image(a)[..., 0], [[0, 1, 255]])
+
+
+def test_torch_tensor_chw_float_and_uint8():
+    a = _rgb()
+    t = torch.from_numpy(a).permute(2, 0, 1)
+    np.testing.assert_array_equal(load_image(t), a)
+    np.testing.assert_array_equal(load_image(t.float() / 255.0), a)
+    with pytest.raises(ImageError, match="CxHxW"):
+        load_image(torch.zeros(4, 4))
+
+
+def test_bad_shapes_and_types():
+    with pytest.raises(ImageError, match="empty"):
+        load_image(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ImageError, match="shape"):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError, match="cannot read an image from int"):
+        load_image(42)
+    assert issubclass(ImageError, InvalidInputError)
+
+
+def test_png_palette_16bit_and_exif(tmp_path):
+    # palette image
+    p = Image.fromarray(_rgb()).convert("P", palette=Image.ADAPTIVE, colors=8)
+    p.save(tmp_path / "p.png")
+    out = load_image(tmp_path / "p.png")
+    np.testing.assert_array_equal(out, np.asarray(p.convert("RGB")))
+    # 16-bit grayscale PNG: 65535 must become 255, 257 -> 1
+    g16 = np.array([[0, 257], [32896, 65535]], dtype=np.uint16)
+    Image.fromarray(g16).save(tmp_path / "g16.png")
+    np.testing.assert_array_equal(load_image(str(tmp_path / "g16.png"))[..., 0],
+                                  [[0, 1], [128, 255]])
+    # EXIF orientation 6 (rotate 90 CW to display): a 2x3 image displays as 3x2
+    img = Image.fromarray(_rgb(2, 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=100)
+    assert load_image(tmp_path / "rot.jpg").shape == (3, 2, 3)
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ImageError, match="not found"):
+        load_image(tmp_path / "missing.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty"):
+        load_image(tmp_path / "empty.png")
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(tmp_path / "text.png")
+    Image.fromarray(_rgb(64, 64)).save(tmp_path / "full.png")
+    data = (tmp_path / "full.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="cannot decode"):
+        load_image(tmp_path / "cut.png")
+    with pytest.raises(ImageError, match="folder"):
+        load_image(tmp_path)
+
+
+def test_pixel_limit_refuses_before_decoding(tmp_path):
+    Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
+    with pytest.raises(ImageError, match="10,000 pixels"):
+        load_image(tmp_path / "big.png", max_pixels=9_999)
+    assert load_image(tmp_path / "big.png", max_pixels=10_000).shape == (100, 100, 3)
+    with pytest.raises(ImageError, match="over the limit"):
+        load_image(np.zeros((100, 100, 3), np.uint8), max_pixels=50)

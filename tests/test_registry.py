@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from wsris.errors import ManifestError, UnknownModelError
+from wsris.registry import get_spec, list_models, load_manifest, parse_manifest
+
+CONFIG = {
+    "architecture": {"width": 8},
+    "preprocessing": {"size": [32, 32], "mean": [0.5] * 3, "std": [0.5] * 3},
+    "text": {"style": "bert", "max_length": 16},
+    "inference": {"threshold": 0.5},
+}
+SHA = "a" * 64
+
+
+def manifest(**overrides):
+    entry = {
+        "method": "sag",
+        "config": copy.deepcopy(CONFIG),
+        "license": "Apache-2.0",
+        "paper": "Kim et al. 2023",
+        "sources": [
+            {
+                "kind": "hf",
+                "repo_id": "org/model",
+                "revision": "0" * 40,
+                "files": {"config.json": {"sha256": SHA}, "model.safetensors": {"sha256": SHA}},
+            }
+        ],
+    }
+    entry.update(overrides)
+    return {"schema_version": 1, "models": {"m": entry}}
+
+
+def test_valid_manifest_parses():
+    spec = parse_manifest(manifest())["m"]
+    assert spec.method == "sag" and spec.threshold == 0.5
+    assert spec.sources[0].revision == "0" * 40
+    assert [f.name for f in spec.sources[0].files] == ["config.json", "model.safetensors"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"method": "clip"}, "method"),
+        ({"license": 3}, "license"),
+        ({"config": {**CONFIG, "inference": {"threshold": 2.0}}}, "config.inference.threshold"),
+        ({"config": {**CONFIG, "preprocessing": {"size": [32], "mean": [0] * 3,
+                                                 "std": [1] * 3}}}, "config.preprocessing.size"),
+        ({"sources": [{"kind": "hf", "repo_id": "org/model", "revision": "main",
+                       "files": {}}]}, "sources[0].revision"),
+        ({"sources": [{"kind": "ftp"}]}, "sources[0].kind"),
+        ({"sources": [{"kind": "url", "url": "http://x", "sha256": "zz", "converter": "albef"}]},
+         "sources[0].sha256"),
+        ({"sources": []}, "note"),
+    ],
+)
+def test_malformed_entries_name_the_entry_and_field(change, field):
+    with pytest.raises(ManifestError) as err:
+        parse_manifest(manifest(**change))
+    assert "'m'" in str(err.value) and repr(field) in str(err.value)
+
+
+def test_unpublished_entry_with_note_is_valid():
+    spec = parse_manifest(manifest(sources=[], note="train it with configs/x.yaml"))["m"]
+    assert not spec.published
+
+
+def test_unknown_name_lists_names_and_closest_match():
+    specs = parse_manifest(manifest())
+    with pytest.raises(UnknownModelError) as err:
+        get_spec("n", specs)
+    assert "Known models: m" in str(err.value)
+    specs = load_manifest()
+    with pytest.raises(UnknownModelError, match="Did you mean 'sag-refcoco'"):
+        get_spec("sag-refcoc", specs)
+
+
+def test_bundled_manifest_is_valid_and_on_disk_copy_matches(tmp_path):
+    names = list_models()
+    assert "sag-refcoco" in names and "albef-refcoco+" in names
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(manifest()))
+    assert list(load_manifest(path)) == ["m"]
+    path.write_text("{not json")
+    with pytest.raises(ManifestError, match="not JSON"):
+        load_manifest(path)

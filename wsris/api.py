@@ -1,0 +1,271 @@
+"""``wsris.load`` and the :class:`Segmenter` users hold.
+
+The Segmenter owns everything around the model: where the weights came from, device
+and precision, image and text preprocessing, resizing maps back to the original image
+size and thresholding. The per-method work is in ``wsris.pipelines``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import __version__
+from .device import DeviceLike, autocast, resolve_device, resolve_dtype
+from .errors import (
+    InvalidInputError,
+    ManifestError,
+    TextError,
+    UnknownModelError,
+    WeightsMismatchError,
+)
+from .hub import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME, fetch, fetch_hf_repo
+from .images import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from .models import build_model
+from .registry import ModelSpec, get_spec, load_manifest, validate_config
+from .result import SegmentationResult
+from .text import Tokenizer
+
+# Options each method's pipeline understands; anything else is a typo worth an error.
+METHOD_OPTIONS = {
+    "chunk": {"stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals"},
+    "sag": {"combine", "slot_init", "num_samples", "seed"},
+}
+_INTERPOLATION = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def read_config(folder: Path, what: str) -> dict[str, Any]:
+    path = folder / CONFIG_NAME
+    if not path.is_file():
+        raise WeightsMismatchError(f"{what}: no {CONFIG_NAME} in {folder}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{what}: {path} is not valid JSON: {exc}") from exc
+    method = config.get("method") if isinstance(config, dict) else None
+    if method not in METHOD_OPTIONS:
+        raise ManifestError(f"{what}: {path} field 'method' must be 'chunk' or 'sag'")
+    validate_config(config, what, where="")
+    return config
+
+
+def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
+    """Load safetensors weights strictly: every key present, none extra, shapes equal."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    if not path.is_file():
+        raise WeightsMismatchError(f"{what}: no {WEIGHTS_NAME} in {path.parent}")
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False)
+    except SafetensorError as exc:
+        raise WeightsMismatchError(f"{what}: {path} is not a readable safetensors file: {exc}")
+    except RuntimeError as exc:  # shape mismatches
+        raise WeightsMismatchError(f"{what}: weights do not fit the architecture: {exc}")
+    if missing or unexpected:
+        raise WeightsMismatchError(
+            f"{what}: weights do not match the architecture; "
+            f"missing keys: {sorted(missing) or 'none'}; "
+            f"unexpected keys: {sorted(unexpected) or 'none'}"
+        )
+
+
+class Segmenter:
+    """A loaded model with its preprocessing. Create it with :func:`wsris.load`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: dict[str, Any],
+        name: str,
+        device: DeviceLike = "auto",
+        dtype: str | torch.dtype | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        spec: ModelSpec | None = None,
+    ) -> None:
+        self.config = config
+        self.method: str = config["method"]
+        self.name = name
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.max_pixels = max_pixels
+        self.model = model.to(self.device).eval()
+        self.tokenizer = Tokenizer.from_config(config["text"])
+        self._localize = importlib.import_module(f"wsris.pipelines.{self.method}").localize
+
+    def __repr__(self) -> str:
+        return f"Segmenter(name={self.name!r}, method={self.method!r}, device={self.device})"
+
+    @property
+    def threshold(self) -> float:
+        """The default threshold on the min-max normalised heat map."""
+        return float(self.config["inference"]["threshold"])
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` at the model's size."""
+        pre = self.config["preprocessing"]
+        height, width = pre["size"]
+        resample = _INTERPOLATION[pre.get("interpolation", "bicubic")]
+        resized = Image.fromarray(image).resize((width, height), resample)
+        x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)
+        mean = torch.tensor(pre["mean"], dtype=torch.float32)
+        std = torch.tensor(pre["std"], dtype=torch.float32)
+        x = (x - mean) / std
+        return x.permute(2, 0, 1).unsqueeze(0).contiguous().to(self.device)
+
+    def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(overrides) - METHOD_OPTIONS[self.method]
+        if unknown:
+            raise InvalidInputError(
+                f"unknown option(s) {sorted(unknown)} for method {self.method!r}; "
+                f"known: {sorted(METHOD_OPTIONS[self.method])}"
+            )
+        options = {k: v for k, v in self.config["inference"].items() if k != "threshold"}
+        options.update(overrides)
+        return options
+
+    def segment(
+        self,
+        image: ImageInput,
+        text: str | Sequence[str],
+        *,
+        threshold: float | None = None,
+        **options: Any,
+    ) -> SegmentationResult | list[SegmentationResult]:
+        """Segment what ``text`` refers to in ``image``.
+
+        ``text`` may be one string (returns one result) or a list (returns a list, one
+        per text, with the image encoded once). ``threshold`` overrides the model's
+        default on the [0, 1] heat map; ``options`` select method variants, e.g.
+        ``stages=("gradcam", "affinity")`` for chunk or ``combine="max"`` for sag.
+        """
+        single = isinstance(text, str)
+        texts = [text] if single else list(text)
+        if not texts:
+            raise TextError("no text given: pass a string or a non-empty list of strings")
+        thr = self.threshold if threshold is None else float(threshold)
+        if not 0.0 <= thr <= 1.0:
+            raise InvalidInputError(f"threshold must lie in [0, 1], got {thr}")
+        rgb = load_image(image, self.max_pixels)
+        batch = self.tokenizer(texts).to(self.device)
+        opts = self._options(options)
+        pixels = self.preprocess(rgb)
+        with autocast(self.device, self.dtype):
+            outputs = self._localize(self.model, pixels, batch, rgb, opts)
+        results = [
+            self._finish(rgb, t, out, thr) for t, out in zip(texts, outputs, strict=True)
+        ]
+        return results[0] if single else results
+
+    def _finish(self, rgb: np.ndarray, text: str, out: Any, threshold: float) -> SegmentationResult:
+        height, width = rgb.shape[:2]
+        low = out.heatmap.detach().float().cpu()[None, None]
+        heat = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+        lo, hi = heat.min(), heat.max()
+        heat = (heat - lo) / (hi - lo + 1e-9)
+        heatmap = heat.numpy().astype(np.float32)
+        if out.mask is not None:
+            mask = np.asarray(
+                Image.fromarray(np.asarray(out.mask, dtype=np.uint8) * 255).resize(
+                    (width, height), Image.NEAREST
+                )
+            ) > 127
+        else:
+            mask = heatmap >= threshold
+        return SegmentationResult(
+            text=text,
+            mask=mask,
+            heatmap=heatmap,
+            threshold=threshold,
+            model=self.name,
+            method=self.method,
+            score=out.score,
+            stages=out.stages,
+            image=rgb,
+        )
+
+    def save_pretrained(self, folder: str | Path, model_card: str | None = None) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
+        from safetensors.torch import save_model
+
+        from .model_card import render_model_card
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = copy.deepcopy(self.config)
+        config["wsris_version"] = __version__
+        config.setdefault("name", self.name)
+        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        save_model(self.model, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        card = model_card if model_card is not None else render_model_card(config, self.spec)
+        (folder / "README.md").write_text(card, encoding="utf-8")
+        return folder
+
+
+def _from_folder(
+    folder: Path,
+    name: str,
+    device: DeviceLike,
+    dtype: str | torch.dtype | None,
+    spec: ModelSpec | None = None,
+) -> Segmenter:
+    config = read_config(folder, name)
+    if spec is not None:
+        if config["method"] != spec.method or config["architecture"] != spec.config["architecture"]:
+            raise WeightsMismatchError(
+                f"{name}: {folder / CONFIG_NAME} describes another model than the manifest "
+                "entry (method or architecture differ)"
+            )
+        # The manifest decides preprocessing and inference defaults for named models.
+        config = {**config, **copy.deepcopy(spec.config), "method": spec.method}
+    model = build_model(config["method"], config["architecture"])
+    load_weights(model, folder / WEIGHTS_NAME, name)
+    return Segmenter(model, config, name=name, device=device, dtype=dtype, spec=spec)
+
+
+def load(
+    name_or_path: str | Path,
+    device: DeviceLike = "auto",
+    dtype: str | torch.dtype | None = None,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool | None = None,
+) -> Segmenter:
+    """Load a model by manifest name, local folder, or ``hf-hub:org/repo@revision``.
+
+    ``device="auto"`` takes CUDA when available; ``dtype`` is float32 unless
+    ``"bfloat16"``/``"float16"`` is asked for on CUDA. ``revision``, ``cache_dir`` and
+    ``local_files_only`` are passed to huggingface_hub (``local_files_only=None`` follows
+    ``HF_HUB_OFFLINE``).
+    """
+    if isinstance(name_or_path, Path) or (
+        isinstance(name_or_path, str) and ("/" in name_or_path or "\\" in name_or_path)
+        and not name_or_path.startswith(HF_PREFIX)
+    ):
+        folder = Path(name_or_path).expanduser()
+        if not folder.is_dir():
+            raise UnknownModelError(
+                f"{name_or_path!r} looks like a path but is not a folder; a model folder holds "
+                f"{CONFIG_NAME} and {WEIGHTS_NAME}"
+            )
+        return _from_folder(folder, folder.name, device, dtype)
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise UnknownModelError(f"expected a model name or path, got {name_or_path!r}")
+    if name_or_path.startswith(HF_PREFIX):
+        folder = fetch_hf_repo(
+            name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+        )
+        return _from_folder(folder, name_or_path, device, dtype)
+    spec = get_spec(name_or_path, load_manifest())
+    folder = fetch(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    return _from_folder(folder, spec.name, device, dtype, spec=spec)

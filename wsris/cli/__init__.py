@@ -1,0 +1,50 @@
+"""The ``wsris`` command line.
+
+Exit codes: 0 success; 1 unexpected wsris error; 2 bad command-line usage (click);
+3 unusable image or text; 4 malformed manifest or config; 5 unknown or unpublished
+model; 6 weights not available (offline, not cached); 7 checksum or weight mismatch;
+8 device or dtype not available.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import WsrisError
+
+
+class _Group(click.Group):
+    """Prints wsris errors as one line on stderr and exits with their code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except WsrisError as exc:
+            click.echo(f"wsris: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wsris")
+def main() -> None:
+    """Weakly supervised referring image segmentation.
+
+    \b
+    Segment what a phrase refers to:   wsris segment IMAGE "man in blue shirt"
+    List the models:                   wsris models
+    """
+
+
+def _register() -> None:
+    from .models import download_command, models_command
+    from .segment import segment_command
+
+    main.add_command(segment_command)
+    main.add_command(models_command)
+    main.add_command(download_command)
+
+
+_register()

@@ -1,0 +1,72 @@
+"""Every error wsris raises on purpose is a subclass of :class:`WsrisError`.
+
+The CLI prints these as one line and exits with the code attached to the class, so a
+script can tell a bad input from a missing model from a corrupt file.
+"""
+
+from __future__ import annotations
+
+
+class WsrisError(Exception):
+    """Base class of all wsris errors."""
+
+    exit_code = 1
+
+
+class InvalidInputError(WsrisError, ValueError):
+    """An image or text that cannot be used (unreadable, empty, too large, wrong type)."""
+
+    exit_code = 3
+
+
+class ImageError(InvalidInputError):
+    """An image that cannot be read or is not a usable picture."""
+
+
+class TextError(InvalidInputError):
+    """Text that is empty, tokenizes to nothing, or is otherwise unusable."""
+
+
+class ManifestError(WsrisError):
+    """`weights_manifest.json` (or a model's config.json) is malformed."""
+
+    exit_code = 4
+
+
+class UnknownModelError(WsrisError, KeyError):
+    """A model name that is neither in the manifest nor a path nor an hf-hub: reference."""
+
+    exit_code = 5
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnpublishedModelError(WsrisError):
+    """A known model whose weights nobody has published: it must be trained."""
+
+    exit_code = 5
+
+
+class WeightsNotAvailableError(WsrisError):
+    """Weights that cannot be had: offline and not cached, or no source reachable."""
+
+    exit_code = 6
+
+
+class ChecksumMismatchError(WsrisError):
+    """A downloaded or cached file whose sha256 differs from the one pinned."""
+
+    exit_code = 7
+
+
+class WeightsMismatchError(WsrisError):
+    """A checkpoint whose keys or shapes do not match the architecture."""
+
+    exit_code = 7
+
+
+class DeviceError(WsrisError):
+    """A device or dtype that this machine or this code path cannot use."""
+
+    exit_code = 8

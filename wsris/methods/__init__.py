@@ -1,0 +1,1 @@
+"""Inference-time methods (Grad-CAM pipelines, refinement, mask proposals)."""

@@ -1,0 +1,62 @@
+"""The contract between ``api.Segmenter`` and the per-method pipelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+
+@dataclass
+class TextBatch:
+    """Tokenized expressions, one row per text, all for the same image.
+
+    ``word_ids[t][p]`` is the index of the (cleaned, whitespace-split) word that WordPiece
+    position ``p`` of text ``t`` came from, or ``None`` for special tokens and padding.
+    """
+
+    texts: list[str]
+    input_ids: torch.Tensor  # [T, L] long
+    attention_mask: torch.Tensor  # [T, L] long, 1 for real tokens
+    tokens: list[list[str]]  # WordPieces per text, special tokens included, no padding
+    word_ids: list[list[int | None]]
+
+    def to(self, device: torch.device | str) -> TextBatch:
+        return TextBatch(
+            self.texts,
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.tokens,
+            self.word_ids,
+        )
+
+
+@dataclass
+class LocalizationOutput:
+    """What a pipeline returns for one text.
+
+    ``heatmap`` is the method's final localisation map at the model's token grid (or any
+    low resolution), not yet normalised; the Segmenter resizes it bilinearly to the
+    original image size and min-max normalises it. ``mask``, when a method produces its
+    own binary mask (e.g. a selected proposal), is a bool array at any resolution that
+    the Segmenter resizes (nearest) to the original size; otherwise the mask is the
+    normalised heatmap thresholded. ``stages`` keeps every intermediate for inspection.
+    """
+
+    heatmap: torch.Tensor  # [h, w] float32 on CPU
+    mask: np.ndarray | None = None
+    score: float | None = None
+    stages: dict[str, Any] = field(default_factory=dict)
+
+
+class Localize(Protocol):
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        pixel_values: torch.Tensor,  # [1, 3, H, W] normalised, on the model's device
+        text: TextBatch,  # on the model's device
+        image: np.ndarray,  # the original RGB image, HxWx3 uint8 (for proposals)
+        options: dict[str, Any],  # method options from the model config's "inference"
+    ) -> list[LocalizationOutput]: ...

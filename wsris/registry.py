@@ -1,0 +1,225 @@
+"""``weights_manifest.json`` -> :class:`ModelSpec`.
+
+The manifest maps model names to everything needed to build, preprocess for and find
+the weights of a model. Its schema is documented in README.md ("The model manifest")
+and checked here field by field, so a malformed entry fails with its name and field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError, UnknownModelError
+
+METHODS = ("chunk", "sag")
+SOURCE_KINDS = ("bundled", "hf", "url")
+CONVERTERS = ("albef", "sag")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str
+    sha256: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place the weights can come from. Which fields are set depends on ``kind``."""
+
+    kind: str
+    path: str | None = None  # bundled: folder under wsris/
+    repo_id: str | None = None  # hf
+    revision: str | None = None  # hf: a pinned 40-hex commit
+    files: tuple[FileSpec, ...] = ()  # bundled and hf
+    url: str | None = None  # url
+    sha256: str | None = None  # url
+    converter: str | None = None  # url
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    method: str
+    config: dict[str, Any]  # architecture, preprocessing, text, inference
+    license: str
+    paper: str
+    description: str = ""
+    training_data: str = ""
+    sources: tuple[Source, ...] = ()
+    note: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    random_init: bool = False
+
+    @property
+    def published(self) -> bool:
+        return bool(self.sources)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.config["inference"]["threshold"])
+
+
+def _fail(entry: str, field_name: str, why: str) -> ManifestError:
+    return ManifestError(f"weights manifest: model {entry!r}, field {field_name!r}: {why}")
+
+
+def _get(d: dict, key: str, typ: type | tuple[type, ...], entry: str, where: str = "") -> Any:
+    name = f"{where}{key}"
+    if key not in d:
+        raise _fail(entry, name, "missing")
+    if not isinstance(d[key], typ):
+        want = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise _fail(entry, name, f"expected {want}, got {type(d[key]).__name__}")
+    return d[key]
+
+
+def validate_config(config: Any, entry: str, where: str = "config.") -> dict[str, Any]:
+    """Check the parts of a model config every loader relies on."""
+    if not isinstance(config, dict):
+        raise _fail(entry, where.rstrip("."), "expected an object")
+    _get(config, "architecture", dict, entry, where)
+    pre = _get(config, "preprocessing", dict, entry, where)
+    size = _get(pre, "size", list, entry, f"{where}preprocessing.")
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise _fail(entry, f"{where}preprocessing.size", "expected [height, width] > 0")
+    for key in ("mean", "std"):
+        values = _get(pre, key, list, entry, f"{where}preprocessing.")
+        if len(values) != 3 or not all(isinstance(v, (int, float)) for v in values):
+            raise _fail(entry, f"{where}preprocessing.{key}", "expected 3 numbers")
+        if key == "std" and any(v <= 0 for v in values):
+            raise _fail(entry, f"{where}preprocessing.std", "must be > 0")
+    text = _get(config, "text", dict, entry, where)
+    if text.get("style", "bert") not in ("albef", "bert"):
+        raise _fail(entry, f"{where}text.style", "expected 'albef' or 'bert'")
+    inference = _get(config, "inference", dict, entry, where)
+    threshold = _get(inference, "threshold", (int, float), entry, f"{where}inference.")
+    if not 0.0 <= threshold <= 1.0:
+        raise _fail(entry, f"{where}inference.threshold", "must lie in [0, 1]")
+    return config
+
+
+def _files(raw: Any, entry: str, where: str) -> tuple[FileSpec, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise _fail(entry, where, "expected a non-empty object {file name: {sha256, size}}")
+    out = []
+    for name, info in raw.items():
+        if not isinstance(info, dict):
+            raise _fail(entry, f"{where}.{name}", "expected an object with sha256")
+        sha = _get(info, "sha256", str, entry, f"{where}.{name}.")
+        if not _SHA256.match(sha):
+            raise _fail(entry, f"{where}.{name}.sha256", "expected 64 lowercase hex digits")
+        size = info.get("size")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise _fail(entry, f"{where}.{name}.size", "expected a byte count")
+        out.append(FileSpec(name, sha, size))
+    if "model.safetensors" not in raw or "config.json" not in raw:
+        raise _fail(entry, where, "must list config.json and model.safetensors")
+    return tuple(out)
+
+
+def _source(raw: Any, entry: str, i: int) -> Source:
+    where = f"sources[{i}]."
+    if not isinstance(raw, dict):
+        raise _fail(entry, where.rstrip("."), "expected an object")
+    kind = _get(raw, "kind", str, entry, where)
+    if kind == "bundled":
+        path = _get(raw, "path", str, entry, where)
+        return Source(kind, path=path, files=_files(raw.get("files"), entry, where + "files"))
+    if kind == "hf":
+        repo = _get(raw, "repo_id", str, entry, where)
+        if repo.count("/") != 1:
+            raise _fail(entry, where + "repo_id", "expected 'org/name'")
+        rev = _get(raw, "revision", str, entry, where)
+        if not _COMMIT.match(rev):
+            raise _fail(entry, where + "revision", "must be pinned to a 40-hex commit")
+        files = _files(raw.get("files"), entry, where + "files")
+        return Source(kind, repo_id=repo, revision=rev, files=files)
+    if kind == "url":
+        url = _get(raw, "url", str, entry, where)
+        sha = _get(raw, "sha256", str, entry, where)
+        if not _SHA256.match(sha):
+            raise _fail(entry, where + "sha256", "expected 64 lowercase hex digits")
+        conv = _get(raw, "converter", str, entry, where)
+        if conv not in CONVERTERS:
+            raise _fail(entry, where + "converter", f"expected one of {CONVERTERS}")
+        return Source(kind, url=url, sha256=sha, converter=conv)
+    raise _fail(entry, where + "kind", f"expected one of {SOURCE_KINDS}, got {kind!r}")
+
+
+def parse_manifest(data: Any) -> dict[str, ModelSpec]:
+    """Validate a parsed manifest and return its specs by name."""
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise ManifestError("weights manifest: expected an object with a 'models' object")
+    if data.get("schema_version") != 1:
+        raise ManifestError("weights manifest: 'schema_version' must be 1")
+    specs = {}
+    for name, entry in data["models"].items():
+        if not isinstance(entry, dict):
+            raise _fail(name, "(entry)", "expected an object")
+        method = _get(entry, "method", str, name)
+        if method not in METHODS:
+            raise _fail(name, "method", f"expected one of {METHODS}, got {method!r}")
+        sources = _get(entry, "sources", list, name)
+        note = entry.get("note", "")
+        if not sources and not note:
+            raise _fail(name, "note", "a model with no sources needs a note on how to train it")
+        specs[name] = ModelSpec(
+            name=name,
+            method=method,
+            config=validate_config(_get(entry, "config", dict, name), name),
+            license=_get(entry, "license", str, name),
+            paper=_get(entry, "paper", str, name),
+            description=entry.get("description", ""),
+            training_data=entry.get("training_data", ""),
+            sources=tuple(_source(s, name, i) for i, s in enumerate(sources)),
+            note=note,
+            metrics=entry.get("metrics", {}),
+            random_init=bool(entry.get("random_init", False)),
+        )
+    return specs
+
+
+def _default_manifest_text() -> str:
+    return (resources.files("wsris") / "weights_manifest.json").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str | None) -> dict[str, ModelSpec]:
+    text = _default_manifest_text() if path is None else Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"weights manifest {path or '(bundled)'} is not JSON: {exc}") from exc
+    return parse_manifest(data)
+
+
+def load_manifest(path: str | Path | None = None) -> dict[str, ModelSpec]:
+    """The specs of the bundled manifest, or of the manifest file at ``path``."""
+    return dict(_load_cached(None if path is None else str(path)))
+
+
+def get_spec(name: str, manifest: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    specs = load_manifest() if manifest is None else manifest
+    if name in specs:
+        return specs[name]
+    close = difflib.get_close_matches(name, specs, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownModelError(
+        f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(specs))}. "
+        "A local folder path or 'hf-hub:org/repo@revision' also works."
+    )
+
+
+def list_models() -> list[str]:
+    """Names in the manifest, sorted."""
+    return sorted(load_manifest())
