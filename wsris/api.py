@@ -68,9 +68,13 @@ def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
     try:
         missing, unexpected = load_model(model, str(path), strict=False)
     except SafetensorError as exc:
-        raise WeightsMismatchError(f"{what}: {path} is not a readable safetensors file: {exc}")
+        raise WeightsMismatchError(
+            f"{what}: {path} is not a readable safetensors file: {exc}"
+        ) from exc
     except RuntimeError as exc:  # shape mismatches
-        raise WeightsMismatchError(f"{what}: weights do not fit the architecture: {exc}")
+        raise WeightsMismatchError(
+            f"{what}: weights do not fit the architecture: {exc}"
+        ) from exc
     if missing or unexpected:
         raise WeightsMismatchError(
             f"{what}: weights do not match the architecture; "

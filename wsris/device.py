@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Union
 
 import torch
 
 from .errors import DeviceError
 
-DeviceLike = Union[str, torch.device]
+DeviceLike = str | torch.device
 _DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -31,7 +30,9 @@ def resolve_device(device: DeviceLike = "auto") -> torch.device:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError) as exc:
-            raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from exc
+            raise DeviceError(
+                f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'"
+            ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(f"device {str(dev)!r} requested but CUDA is not available here")

@@ -70,3 +70,15 @@ class DeviceError(WsrisError):
     """A device or dtype that this machine or this code path cannot use."""
 
     exit_code = 8
+
+
+class DatasetError(WsrisError):
+    """A dataset that cannot be read: missing or malformed files, unknown split or spec."""
+
+    exit_code = 9
+
+
+class NlpModelError(WsrisError):
+    """The spaCy English pipeline (for noun chunks) is not installed or cannot load."""
+
+    exit_code = 10

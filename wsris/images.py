@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -22,7 +22,7 @@ from .errors import ImageError
 # which also stops decompression bombs. Pass ``max_pixels`` to change it.
 DEFAULT_MAX_PIXELS = 64_000_000
 
-ImageInput = Union[str, Path, Image.Image, np.ndarray, Any]
+ImageInput = str | Path | Image.Image | np.ndarray | Any
 
 
 def load_image(image: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:

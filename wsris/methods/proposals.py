@@ -147,9 +147,15 @@ class _Superpixels:
         self.contrast = np.mean(self.strength, axis=0)
         lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB).reshape(-1, 3)
         flat = self.labels.ravel()
-        self.colour = np.stack(
-            [np.bincount(flat, lab[:, c], self.num) for c in range(3)], axis=1
-        ) / np.maximum(self.area, 1.0)[:, None]
+        self.colour = (
+            np.stack([np.bincount(flat, lab[:, c], self.num) for c in range(3)], axis=1)
+            / np.maximum(self.area, 1.0)[:, None]
+        ).astype(np.float32)
+        self.length_matrix = np.zeros((self.num, self.num), dtype=np.float32)
+        self.length_matrix[self.src, self.dst] = self.length
+        self.length_matrix[self.dst, self.src] = self.length
+        step = np.linalg.norm(self.colour[self.src] - self.colour[self.dst], axis=1)
+        self.colour_scale = max(float((step * self.length).sum() / self.length.sum()), 1e-6)
 
     def hierarchies(self, hg):
         """Trees whose leaves are the superpixels (several criteria and scales)."""
@@ -166,16 +172,36 @@ class _Superpixels:
 # -------------------------------------------------------------------- scoring
 
 
-def _boundary_scores(sp: _Superpixels, member: np.ndarray, inner_weight: float) -> np.ndarray:
-    """Mean outer-boundary strength minus ``inner_weight`` times the inner one."""
+def _features(sp: _Superpixels, member: np.ndarray) -> dict[str, np.ndarray]:
+    """Label-free objectness cues of boolean superpixel masks ``member`` [C,S]."""
     a = member[:, sp.src]
     b = member[:, sp.dst]
-    lc = sp.length * sp.contrast
     cut = (a != b).astype(np.float32)
     inside = (a & b).astype(np.float32)
-    outer = (cut @ lc) / np.maximum(cut @ sp.length, 1e-9)
-    inner = (inside @ lc) / np.maximum(inside @ sp.length, 1e-9)
-    return outer - inner_weight * inner
+    cut_len = np.maximum(cut @ sp.length, 1e-9)
+    in_len = np.maximum(inside @ sp.length, 1e-9)
+    feats = {}
+    for i, s in enumerate(sp.strength):
+        feats[f"outer{i}"] = (cut @ (sp.length * s)) / cut_len
+        feats[f"inner{i}"] = (inside @ (sp.length * s)) / in_len
+    m = member.astype(np.float32)
+    area = m @ sp.area.astype(np.float32)
+    colour = (m * sp.area.astype(np.float32)) @ sp.colour / np.maximum(area, 1e-9)[:, None]
+    ring = (m @ sp.length_matrix) * (1.0 - m)
+    ring_w = ring.sum(1)
+    ring_colour = ring @ sp.colour / np.maximum(ring_w, 1e-9)[:, None]
+    dist = np.linalg.norm(colour - ring_colour, axis=1) / sp.colour_scale
+    feats["colour"] = np.where(ring_w > 0, dist, 0.0)
+    feats["logarea"] = np.log(area / sp.area.sum())
+    return feats
+
+
+_WEIGHTS = {"outer0": 0.5, "outer1": 0.5, "inner0": -0.25, "inner1": -0.25}
+
+
+def _scores(sp: _Superpixels, member: np.ndarray) -> np.ndarray:
+    feats = _features(sp, member)
+    return sum(w * feats[k] for k, w in _WEIGHTS.items())
 
 
 def _pairwise_iou(a: np.ndarray, b: np.ndarray, area: np.ndarray) -> np.ndarray:
@@ -253,7 +279,6 @@ def generate_proposals(
     min_area: float = 0.0005,
     max_area: float = 0.95,
     dedup_iou: float = 0.9,
-    inner_weight: float = 0.5,
     top_pairs: int = 40,
     top_triples: int = 15,
 ) -> np.ndarray:
@@ -269,7 +294,6 @@ def generate_proposals(
             are dropped (tiny and near-whole-image masks).
         dedup_iou: a candidate overlapping a better-ranked kept one with IoU above this
             is a near-duplicate and is dropped.
-        inner_weight: ranking penalty for strong contours inside a mask.
         top_pairs, top_triples: how many of the best single regions are combined into
             unions of adjacent pairs / triples.
 
@@ -301,19 +325,17 @@ def generate_proposals(
     if len(member) == 0:
         return empty
 
-    score = _boundary_scores(sp, member, inner_weight)
+    score = _scores(sp, member)
     order = np.lexsort((np.arange(len(member)), -score))  # best first, ties by index
     singles = _greedy_nms(member, order, sp.area, dedup_iou, max(top_pairs, 1))
 
-    adjacency = np.zeros((sp.num, sp.num), dtype=np.float32)
-    adjacency[sp.src, sp.dst] = 1.0
-    adjacency[sp.dst, sp.src] = 1.0
+    adjacency = (sp.length_matrix > 0).astype(np.float32)
     combos = _combinations(member[singles], adjacency, top_pairs, top_triples)
     if len(combos):
         carea = combos.astype(np.float32) @ sp.area.astype(np.float32)
         combos = combos[carea <= max_area * total]
         member = np.concatenate([member, combos])
-        score = np.concatenate([score, _boundary_scores(sp, combos, inner_weight)])
+        score = np.concatenate([score, _scores(sp, combos)])
         first = _unique_rows(member)
         member, score = member[first], score[first]
 

@@ -231,7 +231,11 @@ class CrossAttentionState:
 
 
 class BertLayer(nn.Module):
-    """Self-attention, optional cross-attention to image tokens, feed-forward."""
+    """Self-attention, optional cross-attention to image tokens, feed-forward.
+
+    Masks passed to a layer are boolean key masks ``[B, 1, 1, L]`` (True = attend), as
+    :meth:`BertModel.run_layers` builds them from ``[B, L]`` attention masks.
+    """
 
     def __init__(self, cfg: BertConfig, cross_attention: bool) -> None:
         super().__init__()
@@ -337,6 +341,19 @@ class BertModel(nn.Module):
             if i == return_cross_attention:
                 cross = probs
         return FusionOutput(hidden, cross)
+
+    def cross_attention_state(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        layer: int,
+        image: torch.Tensor,
+        image_mask: torch.Tensor | None = None,
+    ) -> CrossAttentionState:
+        """Layer ``layer`` up to its cross-attention probabilities (see :class:`BertLayer`)."""
+        return self.encoder.layer[layer].cross_attention_probs(
+            hidden, _key_mask(attention_mask), image, _key_mask(image_mask)
+        )
 
     def forward_text(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -1,0 +1,57 @@
+"""``wsris convert sag MODEL_BEST OUT_DIR``: official SaG checkpoint -> wsris model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("sag")
+@click.argument("model_best", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--num-slots",
+    type=click.IntRange(min=1),
+    default=36,
+    show_default=True,
+    help="Total slots K used in training (--img_num_embeds; 60 for PhraseCut).",
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=16),
+    default=384,
+    show_default=True,
+    help="Input size used in training (--crop_size); the ViT position grid is resized to it.",
+)
+@click.option(
+    "--slots-per-group",
+    type=click.IntRange(min=1),
+    default=None,
+    help="--cascade_factor of query/random-slot checkpoints (entity slots: K / Kg).",
+)
+@click.option("--random-slots", is_flag=True, help="The checkpoint was trained with random slots.")
+def sag_command(
+    model_best: Path,
+    out_dir: Path,
+    num_slots: int,
+    image_size: int,
+    slots_per_group: int | None,
+    random_slots: bool,
+) -> None:
+    """Convert an official Shatter and Gather ``model_best.pth.tar`` into OUT_DIR.
+
+    Writes config.json and model.safetensors; load the result with
+    ``wsris.load("OUT_DIR")`` or ``wsris segment --model OUT_DIR ...``.
+    """
+    from ..convert.sag import convert_sag
+
+    out = convert_sag(
+        model_best,
+        out_dir,
+        num_slots=num_slots,
+        image_size=image_size,
+        slots_per_group=slots_per_group,
+        random_slots=random_slots,
+    )
+    click.echo(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")

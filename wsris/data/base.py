@@ -1,0 +1,47 @@
+"""What every referring dataset yields for evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["RefSample", "ReferringDataset"]
+
+
+@dataclass
+class RefSample:
+    """One (image, expression, target mask) triple, at the ORIGINAL image resolution.
+
+    ``object_masks`` holds every annotated object of the image (the target included); the
+    trivial baselines of the evaluation draw on it. ``kind`` is the expression's type tag
+    where the dataset has one (Shapes-Ref: attribute, relation, location, negation).
+    """
+
+    sample_id: str
+    image_id: int | str
+    image: np.ndarray  # HxWx3 uint8 RGB
+    text: str
+    mask: np.ndarray  # HxW bool
+    object_masks: list[np.ndarray] = field(default_factory=list)
+    kind: str | None = None
+
+
+@runtime_checkable
+class ReferringDataset(Protocol):
+    """A sequence of :class:`RefSample`; samples of one image are consecutive.
+
+    ``image_key(i)`` must be cheap (no image decoding): the evaluation groups consecutive
+    samples of one image into a single ``Segmenter.segment`` call.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> RefSample: ...
+
+    def image_key(self, index: int) -> Hashable: ...

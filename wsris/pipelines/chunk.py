@@ -1,0 +1,224 @@
+"""The chunk method at inference (Lee et al. 2023, Sec. 3.1 and 3.3).
+
+Stages, each kept in ``LocalizationOutput.stages``:
+
+1. ``gradcam`` (always on): Grad-CAM of the positive ITM logit on one fusion layer's
+   cross-attention (Eq. 1), one map per word (WordPiece) -> ``word_maps``/``words``,
+   averaged over the sentence's words -> ``gradcam`` (``M_final``).
+2. ``affinity``: ``M_final`` propagated with the visual self-attention of one block
+   (Eq. 7) -> ``affinity`` (``M^r``).
+3. ``proposals``: unsupervised mask proposals for the image (an MCG stand-in, computed
+   once per image and shared by its texts); the one with the highest IoU against the
+   min-max normalised map binarised at ``proposal_tau`` becomes the mask -> ``proposal``.
+
+The heat map returned is the last map computed (``M^r``, or ``M_final`` without
+affinity). Without proposals (or when no proposal overlaps the map) ``mask`` is None and
+the Segmenter thresholds the heat map.
+
+Options (``config.json["inference"]`` plus per-call overrides): ``stages``,
+``gradcam_layer``, ``affinity_layer``, ``proposal_tau`` (0.3), ``max_proposals``, and
+``average``: ``"words"`` (default, the paper's average over the sentence's words) or
+``"tokens_with_cls"`` (ALBEF's grounding evaluation, which also averages [CLS]).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InvalidInputError
+from ..methods.affinity import patch_affinity, refine_with_affinity
+from ..methods.gradcam import compute_gradcam, default_word_mask, sentence_map
+from ..models.albef import AlbefModel
+from .base import LocalizationOutput, TextBatch
+
+STAGES = ("gradcam", "affinity", "proposals")
+AVERAGES = ("words", "tokens_with_cls")
+PROPOSAL_TAU = 0.3
+# Proposals are computed at this long side at most; the mask is returned at that size
+# and the Segmenter resizes it (nearest) to the original image.
+PROPOSAL_MAX_SIDE = 384
+
+
+def _stages(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return STAGES
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Sequence):
+        raise InvalidInputError(f"stages must be a list of names from {STAGES}, got {value!r}")
+    unknown = [s for s in value if s not in STAGES]
+    if unknown:
+        raise InvalidInputError(f"unknown stage(s) {unknown}; known: {list(STAGES)}")
+    # Grad-CAM is the method: always on. Keep the canonical order.
+    return tuple(s for s in STAGES if s == "gradcam" or s in value)
+
+
+def _int_option(options: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = options.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value < hi:
+        raise InvalidInputError(f"{name} must be an integer in [{lo}, {hi}), got {value!r}")
+    return value
+
+
+def _word_mask(text: TextBatch) -> torch.Tensor:
+    """Positions that belong to a word: non-padding, not [CLS]/[SEP] (``word_ids`` set)."""
+    mask = default_word_mask(text.attention_mask).cpu()
+    if text.word_ids:
+        length = mask.shape[1]
+        from_ids = torch.zeros_like(mask)
+        for t, ids in enumerate(text.word_ids):
+            for p, wid in enumerate(ids[:length]):
+                from_ids[t, p] = wid is not None
+        mask &= from_ids
+    return mask
+
+
+@contextlib.contextmanager
+def _autograd_allowed() -> Iterator[None]:
+    """Grad-CAM needs autograd: step out of ``torch.inference_mode`` if a caller is in it."""
+    if torch.is_inference_mode_enabled():
+        with torch.inference_mode(False):
+            yield
+    else:
+        yield
+
+
+def _normal(t: torch.Tensor) -> torch.Tensor:
+    """Inference-mode tensors cannot enter autograd: copy them into normal tensors."""
+    return t.clone() if t.is_inference() else t
+
+
+def _working_image(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = PROPOSAL_MAX_SIDE / max(h, w)
+    if scale >= 1.0:
+        return image
+    import cv2
+
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _normalised(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize to ``size`` and min-max to [0, 1], as the Segmenter does."""
+    up = F.interpolate(low[None, None].float(), size=size, mode="bilinear", align_corners=False)
+    up = up[0, 0]
+    up = (up - up.min()) / (up.max() - up.min() + 1e-9)
+    return up.numpy()
+
+
+def localize(
+    model: AlbefModel,
+    pixel_values: torch.Tensor,
+    text: TextBatch,
+    image: np.ndarray,
+    options: dict[str, Any],
+) -> list[LocalizationOutput]:
+    """Chunk-method maps (and proposal masks) for every text of ``text`` on one image.
+
+    The image is encoded once; all texts run as one batch through the fusion layers and
+    one backward pass into the Grad-CAM attention map. Needs autograd (it leaves
+    ``torch.inference_mode`` on its own); everything not needed for the gradient runs
+    under ``no_grad``.
+    """
+    cfg = model.config
+    stages = _stages(options.get("stages"))
+    gradcam_layer = _int_option(
+        options, "gradcam_layer", cfg.default_gradcam_layer, cfg.fusion_layer, cfg.text_layers
+    )
+    affinity_layer = _int_option(
+        options, "affinity_layer", cfg.default_affinity_layer, 0, cfg.vision_depth
+    )
+    average = options.get("average") or "words"
+    if average not in AVERAGES:
+        raise InvalidInputError(f"average must be one of {AVERAGES}, got {average!r}")
+    tau = float(options.get("proposal_tau", PROPOSAL_TAU))
+    if not 0.0 <= tau <= 1.0:
+        raise InvalidInputError(f"proposal_tau must lie in [0, 1], got {tau}")
+    max_proposals = options.get("max_proposals")
+    if max_proposals is not None and (
+        isinstance(max_proposals, bool) or not isinstance(max_proposals, int) or max_proposals < 1
+    ):
+        raise InvalidInputError(f"max_proposals must be a positive integer, got {max_proposals!r}")
+    if pixel_values.shape[0] != 1:
+        raise InvalidInputError(f"expected one image [1, 3, H, W], got {tuple(pixel_values.shape)}")
+
+    use_affinity = "affinity" in stages
+    with _autograd_allowed():
+        pixels = _normal(pixel_values)
+        ids, mask = _normal(text.input_ids), _normal(text.attention_mask)
+        with torch.no_grad():
+            vision = model.encode_image(pixels, affinity_layer if use_affinity else None)
+        cam = compute_gradcam(model, vision.tokens, ids, mask, gradcam_layer)
+
+    maps = cam.maps.cpu()  # [T, L, h, w]
+    word_mask = _word_mask(text)
+    averaged = sentence_map(maps, word_mask if average == "words" else mask.bool().cpu())
+    final = averaged
+    refined = None
+    if use_affinity:
+        assert vision.attention is not None
+        refined = refine_with_affinity(averaged, patch_affinity(vision.attention.cpu()))
+        final = refined
+    match = cam.itm_logits.float().softmax(dim=-1)[:, 1].cpu()
+
+    proposals = None
+    if "proposals" in stages:
+        from ..methods.proposals import generate_proposals
+
+        small = _working_image(image)
+        kwargs = {} if max_proposals is None else {"max_proposals": max_proposals}
+        proposals = generate_proposals(small, **kwargs)
+
+    outputs = []
+    for t in range(maps.shape[0]):
+        positions = torch.nonzero(word_mask[t]).flatten().tolist()
+        tokens = text.tokens[t] if t < len(text.tokens) else []
+        ids_t = text.word_ids[t] if t < len(text.word_ids) else []
+        stages_t: dict[str, Any] = {
+            "word_maps": maps[t, positions].clone(),
+            "words": [tokens[p] if p < len(tokens) else "" for p in positions],
+            "word_ids": [ids_t[p] if p < len(ids_t) else None for p in positions],
+            "gradcam": averaged[t].clone(),
+            "itm_logits": cam.itm_logits[t].detach().float().cpu(),
+            "gradcam_layer": gradcam_layer,
+        }
+        if refined is not None:
+            stages_t["affinity"] = refined[t].clone()
+            stages_t["affinity_layer"] = affinity_layer
+        chosen = None
+        if proposals is not None:
+            chosen = _select(proposals, final[t], tau, stages_t)
+        outputs.append(
+            LocalizationOutput(
+                heatmap=final[t].clone(), mask=chosen, score=float(match[t]), stages=stages_t
+            )
+        )
+    return outputs
+
+
+def _select(
+    proposals: np.ndarray, low: torch.Tensor, tau: float, stages: dict[str, Any]
+) -> np.ndarray | None:
+    from ..methods.proposals import select_proposal
+
+    size = tuple(proposals.shape[1:]) if proposals.ndim == 3 else (1, 1)
+    index, iou = select_proposal(proposals, _normalised(low, size), tau)
+    stages["proposal"] = {
+        "index": int(index),
+        "iou": float(iou),
+        "count": int(proposals.shape[0]),
+        "size": size,
+        "tau": tau,
+    }
+    if index < 0:  # nothing overlaps the map: keep the thresholded heat map
+        return None
+    return np.asarray(proposals[index], dtype=bool)

@@ -1,0 +1,8 @@
+"""Training for both methods: ``wsris train CONFIG.yaml`` or :func:`train`."""
+
+from __future__ import annotations
+
+from .config import TrainConfig
+from .loop import train
+
+__all__ = ["TrainConfig", "train"]

@@ -1,0 +1,120 @@
+"""Training recipes: ``configs/*.yaml`` -> :class:`TrainConfig`.
+
+A recipe has five sections; every field has a default except ``method`` and ``model``:
+
+```yaml
+method: sag                  # or chunk
+output_dir: runs/sag_shapes  # checkpoints, logs, the exported model
+seed: 0
+model:                       # the saved config.json of the trained model
+  preset: tiny               # a preset of the method's config class, then overrides:
+  architecture: {dim: 128}
+  preprocessing: {size: [128, 128], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}
+  text: {style: bert, max_length: 32}
+  inference: {threshold: 0.5}
+  init: {text_encoder: minilm} # optional: pretrained weights to start from
+data:
+  train: shapes:train?variant=attributes   # a data spec, as for `wsris eval --data`
+  val: shapes:val
+optim: {lr: 3.0e-4, weight_decay: 0.05, warmup_steps: 500, total_steps: 20000,
+        batch_size: 32, grad_clip: 1.0, lr_mult: {image_encoder: 0.1}}
+loss: {...}                  # method-specific weights, see the method's objective
+schedule: {log_every: 20, checkpoint_every: 500, eval_every: 2000, eval_limit: 300}
+amp: true                    # CUDA only; ignored on the CPU
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ManifestError
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 500
+    total_steps: int = 10_000
+    batch_size: int = 32
+    grad_clip: float = 1.0
+    num_workers: int = 0
+    # learning-rate multipliers by parameter-name prefix, e.g. {"image_encoder": 0.1}
+    lr_mult: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ScheduleConfig:
+    log_every: int = 20
+    checkpoint_every: int = 500
+    eval_every: int = 0  # 0: only at the end
+    eval_limit: int = 300
+    time_limit_minutes: float = 0.0  # 0: none; else stop cleanly (with a checkpoint) after
+
+
+@dataclass
+class TrainConfig:
+    method: str
+    model: dict[str, Any]
+    output_dir: str = "runs/train"
+    seed: int = 0
+    data: dict[str, Any] = field(default_factory=lambda: {"train": "shapes:train"})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: dict[str, Any] = field(default_factory=dict)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    amp: bool = True
+    device: str = "auto"
+    notes: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "recipe") -> TrainConfig:
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{where}: expected a mapping at the top level")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ManifestError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
+        if raw.get("method") not in ("chunk", "sag"):
+            raise ManifestError(f"{where}: 'method' must be 'chunk' or 'sag'")
+        if not isinstance(raw.get("model"), dict):
+            raise ManifestError(f"{where}: 'model' must be a mapping")
+        values = dict(raw)
+        values["optim"] = _sub(OptimConfig, raw.get("optim", {}), f"{where}: optim")
+        values["schedule"] = _sub(ScheduleConfig, raw.get("schedule", {}), f"{where}: schedule")
+        if "betas" in values["optim"].__dict__:
+            values["optim"].betas = tuple(values["optim"].betas)
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ManifestError(f"recipe not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ManifestError(f"{path}: not valid YAML: {exc}") from exc
+        return cls.from_dict(raw, where=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _sub(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: expected a mapping")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ManifestError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise ManifestError(f"{where}: {exc}") from exc

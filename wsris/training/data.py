@@ -1,0 +1,106 @@
+"""Training batches: image-text pairs from a data spec, preprocessed and tokenized.
+
+Only images and expressions are used for the weakly supervised losses; target masks are
+carried along for the optional box / semi supervision of the chunk method and for
+monitoring, never for the weak losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import InvalidInputError
+from ..pipelines.base import TextBatch
+from ..text import Tokenizer
+
+_INTERPOLATION = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def _coerce(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def referring_dataset(spec: str):
+    """``shapes:SPLIT[?variant=V&seed=S&length=N&image_size=P]`` or a spec the evaluation
+    understands (``refcoco+:unc:train@/path/to/refer``)."""
+    head, _, query = spec.partition("?")
+    params = {k: _coerce(v) for k, v in parse_qsl(query)}
+    if head.startswith("shapes:"):
+        from ..data.shapes import ShapesRef
+
+        split = head.split(":", 1)[1]
+        return ShapesRef(split, **params).referring()
+    if query:
+        raise InvalidInputError(f"{spec!r}: options after '?' are only for shapes: data")
+    from ..evaluation import load_dataset
+
+    return load_dataset(spec)
+
+
+def to_pixels(image: np.ndarray, preprocessing: dict[str, Any]) -> torch.Tensor:
+    """RGB uint8 -> normalised ``[3, H, W]`` float tensor at the model's input size."""
+    height, width = preprocessing["size"]
+    if image.shape[:2] != (height, width):
+        resample = _INTERPOLATION[preprocessing.get("interpolation", "bicubic")]
+        image = np.asarray(Image.fromarray(image).resize((width, height), resample))
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)
+    mean = torch.tensor(preprocessing["mean"], dtype=torch.float32)
+    std = torch.tensor(preprocessing["std"], dtype=torch.float32)
+    return ((x - mean) / std).permute(2, 0, 1).contiguous()
+
+
+@dataclass
+class PairBatch:
+    pixel_values: torch.Tensor  # [B_img, 3, H, W], one per distinct image
+    text: TextBatch  # [B_txt, L]
+    image_index: torch.Tensor  # [B_txt]: which row of pixel_values each text describes
+    masks: torch.Tensor  # [B_txt, H, W] bool target masks at the model's input size
+    kinds: list[str | None]
+
+    def to(self, device: torch.device) -> PairBatch:
+        return PairBatch(
+            self.pixel_values.to(device),
+            self.text.to(device),
+            self.image_index.to(device),
+            self.masks.to(device),
+            self.kinds,
+        )
+
+
+class PairCollator:
+    """Groups the texts of one image onto one image row (so contrastive losses never
+    treat an image's own second expression as a negative)."""
+
+    def __init__(self, tokenizer: Tokenizer, preprocessing: dict[str, Any]) -> None:
+        self.tokenizer = tokenizer
+        self.preprocessing = preprocessing
+
+    def __call__(self, samples: list) -> PairBatch:
+        height, width = self.preprocessing["size"]
+        rows: dict[Any, int] = {}
+        pixels, index, masks = [], [], []
+        for s in samples:
+            if s.image_id not in rows:
+                rows[s.image_id] = len(pixels)
+                pixels.append(to_pixels(s.image, self.preprocessing))
+            index.append(rows[s.image_id])
+            m = Image.fromarray(s.mask.astype(np.uint8) * 255).resize((width, height))
+            masks.append(torch.from_numpy(np.asarray(m) > 127))
+        return PairBatch(
+            torch.stack(pixels),
+            self.tokenizer([s.text for s in samples]),
+            torch.tensor(index, dtype=torch.long),
+            torch.stack(masks),
+            [s.kind for s in samples],
+        )

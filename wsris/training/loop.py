@@ -1,0 +1,288 @@
+"""One training loop for both methods.
+
+AdamW with per-prefix learning-rate multipliers, linear warm-up then cosine decay,
+gradient clipping, CUDA mixed precision, checkpoint/resume (exact: the data order is a
+function of the step), a tqdm bar showing every loss term, a JSON-lines log, and
+torchrun DDP (gloo on CPU, NCCL on GPUs). The method-specific part is an
+:class:`Objective` from ``wsris.training.objectives``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..device import resolve_device
+from .config import TrainConfig
+
+CHECKPOINT = "last.pt"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warm-up from 0 to 1 over ``warmup`` steps, then cosine to 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def param_groups(
+    model: nn.Module, lr: float, weight_decay: float, lr_mult: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Groups by (lr multiplier, decay): no decay for biases, norms, embeddings' scalars."""
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        mult = 1.0
+        for prefix, m in lr_mult.items():
+            if name.startswith(prefix):
+                mult = float(m)
+        decay = p.ndim >= 2 and "norm" not in name.lower()
+        groups.setdefault((mult, decay), []).append(p)
+    return [
+        {"params": ps, "lr": lr * mult, "weight_decay": weight_decay if decay else 0.0}
+        for (mult, decay), ps in groups.items()
+    ]
+
+
+class StepSampler:
+    """Dataset indices for global step ``s``: a seeded permutation per epoch, so that
+    resuming at step ``s`` replays exactly the same data order. Under DDP each rank takes
+    every ``world``-th index of the global batch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if n <= 0:
+            raise ValueError("the training set is empty")
+        self.n, self.batch, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self._epoch = -1
+        self._perm: torch.Tensor | None = None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._perm, self._epoch = torch.randperm(self.n, generator=gen), epoch
+        assert self._perm is not None
+        return self._perm
+
+    def indices(self, step: int) -> list[int]:
+        out = []
+        for b in range(self.rank, self.batch, self.world):
+            pos = step * self.batch + b
+            out.append(int(self._permutation(pos // self.n)[pos % self.n]))
+        return out
+
+
+class Distributed:
+    """torchrun's environment, or a single process."""
+
+    def __init__(self, device: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            import torch.distributed as dist
+
+            backend = "nccl" if torch.cuda.is_available() and device != "cpu" else "gloo"
+            if not dist.is_initialized():
+                dist.init_process_group(backend)
+            if backend == "nccl":
+                torch.cuda.set_device(self.local_rank)
+                self.device = torch.device("cuda", self.local_rank)
+                return
+        self.device = resolve_device(device)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.local_rank] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        keys = sorted(values)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world for k, v in zip(keys, t.tolist(), strict=True)}
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated last.pt."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _batches(dataset, sampler: StepSampler, collate, start: int) -> Iterator[tuple[int, Any]]:
+    step = start
+    while True:
+        yield step, collate([dataset[i] for i in sampler.indices(step)])
+        step += 1
+
+
+def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Train ``config``; return the folder of the exported model (``OUTPUT/model``)."""
+    from tqdm.auto import tqdm
+
+    from .objectives import build_objective
+
+    dist = Distributed(config.device)
+    seed_everything(config.seed + dist.rank)
+    out = Path(config.output_dir)
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "recipe.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    objective = build_objective(config, dist.device)
+    model = objective.model
+    module = dist.wrap(objective)
+    optim = config.optim
+    optimizer = torch.optim.AdamW(
+        param_groups(model, optim.lr, optim.weight_decay, optim.lr_mult),
+        lr=optim.lr,
+        betas=tuple(optim.betas),
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(optim.warmup_steps, optim.total_steps)
+    )
+    use_amp = config.amp and dist.device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    start, elapsed_before = 0, 0.0
+    ckpt_path = out / "checkpoints" / CHECKPOINT
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=dist.device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        start, elapsed_before = int(state["step"]), float(state.get("elapsed", 0.0))
+
+    dataset = objective.train_dataset()
+    sampler = StepSampler(len(dataset), optim.batch_size, config.seed, dist.rank, dist.world)
+    log_path = out / "train_log.jsonl"
+    t0 = time.monotonic()
+    sched = config.schedule
+
+    def checkpoint(step: int) -> None:
+        if dist.main:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "step": step,
+                    "elapsed": elapsed_before + time.monotonic() - t0,
+                },
+            )
+
+    bar = tqdm(
+        total=optim.total_steps, initial=start, disable=not (progress and dist.main),
+        desc=f"train {config.method}", dynamic_ncols=True,
+    )
+    step = start
+    model.train()
+    for step, batch in _batches(dataset, sampler, objective.collate, start):
+        if step >= optim.total_steps:
+            break
+        objective.set_step(step)
+        with torch.autocast(dist.device.type, dtype=amp_dtype, enabled=use_amp):
+            losses = module(batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        done = step + 1
+        if done % sched.log_every == 0 or done == optim.total_steps:
+            values = dist.mean({k: float(v.detach()) for k, v in losses.items()})
+            values["grad_norm"] = float(grad_norm)
+            values["lr"] = scheduler.get_last_lr()[0]
+            bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k != "lr"})
+            if dist.main:
+                record = {"step": done, "time": elapsed_before + time.monotonic() - t0, **values}
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+        bar.update(1)
+        if sched.eval_every and done % sched.eval_every == 0 and dist.main:
+            seconds = elapsed_before + time.monotonic() - t0
+            _validate(objective, done, sched.eval_limit, out, seconds)
+            model.train()
+        if done % sched.checkpoint_every == 0:
+            checkpoint(done)
+        minutes = (time.monotonic() - t0) / 60
+        if sched.time_limit_minutes and minutes >= sched.time_limit_minutes:
+            step = done
+            checkpoint(done)
+            bar.close()
+            dist.close()
+            return out
+    else:  # pragma: no cover - the generator never ends by itself
+        pass
+    bar.close()
+    final = max(step, start)
+    checkpoint(final)
+    if dist.main:
+        _validate(objective, final, sched.eval_limit, out, elapsed_before + time.monotonic() - t0)
+        objective.export(out / "model", total_seconds=elapsed_before + time.monotonic() - t0)
+    dist.barrier()
+    dist.close()
+    return out / "model"
+
+
+def _validate(objective, step: int, limit: int, out: Path, seconds: float) -> None:
+    metrics = objective.validate(limit)
+    if not metrics:
+        return
+    record = {"step": step, "time": seconds, **metrics}
+    with open(out / "val_log.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    from tqdm.auto import tqdm
+
+    tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

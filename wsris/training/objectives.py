@@ -1,0 +1,142 @@
+"""The method-specific half of training: model, data, losses, validation, export.
+
+An objective is an ``nn.Module`` whose ``forward(batch)`` returns a dict of loss terms
+with the weighted total under ``"loss"``; wrapping it (not the bare model) in DDP keeps
+gradient synchronisation correct while the losses call several model methods.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ManifestError
+from ..models import build_model
+from ..text import Tokenizer
+from .config import TrainConfig
+from .data import PairCollator, referring_dataset
+
+ALBEF_MEAN = [0.48145466, 0.4578275, 0.40821073]
+ALBEF_STD = [0.26862954, 0.26130258, 0.27577711]
+
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "chunk": {
+        "preprocessing": {"mean": ALBEF_MEAN, "std": ALBEF_STD, "interpolation": "bicubic"},
+        "text": {"style": "albef", "max_length": 40, "max_words": 30},
+        "inference": {"threshold": 0.3, "stages": ["gradcam", "affinity", "proposals"],
+                      "proposal_tau": 0.3},
+    },
+    "sag": {
+        "preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"},
+        "text": {"style": "bert", "max_length": 40},
+        "inference": {"threshold": 0.5, "combine": "product", "slot_init": "mean"},
+    },
+}
+
+
+def _preset(method: str, name: str) -> dict[str, Any]:
+    if method == "chunk":
+        from ..models.albef import AlbefConfig as cls
+    else:
+        from ..models.sag import SagConfig as cls
+    presets = {"chunk": ("base", "tiny"), "sag": ("paper", "tiny")}[method]
+    if name not in presets:
+        raise ManifestError(f"unknown {method} preset {name!r}; known: {presets}")
+    return getattr(cls, name)().to_dict()
+
+
+def model_config(config: TrainConfig) -> dict[str, Any]:
+    """The ``config.json`` of the model a recipe trains."""
+    m = config.model
+    arch = _preset(config.method, m.get("preset", "tiny"))
+    unknown = sorted(set(m.get("architecture", {})) - set(arch))
+    if unknown:
+        raise ManifestError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
+    arch.update(m.get("architecture", {}))
+    defaults = copy.deepcopy(_DEFAULTS[config.method])
+    out: dict[str, Any] = {"method": config.method, "architecture": arch}
+    for part in ("preprocessing", "text", "inference"):
+        out[part] = {**defaults[part], **m.get(part, {})}
+    out["preprocessing"].setdefault("size", [arch["image_size"], arch["image_size"]])
+    if "name" in m:
+        out["name"] = m["name"]
+    return out
+
+
+class Objective(nn.Module):
+    """Shared plumbing; subclasses implement ``forward`` and ``validate``."""
+
+    method = ""
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        super().__init__()
+        self.train_config = config
+        self.device = device
+        self.model_config = model_config(config)
+        self.model = build_model(self.method, self.model_config["architecture"])
+        from .init import initialise
+
+        initialise(self.model, config.model.get("init", {}))
+        self.model.to(device)
+        self.tokenizer = Tokenizer.from_config(self.model_config["text"])
+        self.collator = PairCollator(self.tokenizer, self.model_config["preprocessing"])
+        self.step = 0
+
+    def train_dataset(self):
+        return referring_dataset(self.train_config.data["train"])
+
+    def val_dataset(self):
+        spec = self.train_config.data.get("val")
+        return None if spec is None else referring_dataset(spec)
+
+    def collate(self, samples: list):
+        return self.collator(samples).to(self.device)
+
+    def set_step(self, step: int) -> None:
+        self.step = step
+
+    def validate(self, limit: int) -> dict[str, float]:
+        return {}
+
+    def segmenter(self):
+        from ..api import Segmenter
+
+        name = self.model_config.get("name", f"{self.method}-trained")
+        return Segmenter(self.model, self.model_config, name=name, device=self.device)
+
+    def localisation_metrics(self, limit: int, **options: Any) -> dict[str, float]:
+        """mIoU etc. of the current model on the validation data (first ``limit``)."""
+        data = self.val_dataset()
+        if data is None:
+            return {}
+        from ..evaluation import evaluate
+
+        was_training = self.model.training
+        report = evaluate(self.segmenter(), data, limit=limit, progress=False, **options)
+        self.model.train(was_training)
+        return {k: float(v) for k, v in report.metrics.items() if isinstance(v, (int, float))}
+
+    def export(self, folder: Path, total_seconds: float) -> Path:
+        config = self.model_config
+        config["card"] = {
+            "data": self.train_config.data.get("train", ""),
+            "recipe": "```json\n" + json.dumps(self.train_config.to_dict(), indent=2, default=str)
+            + f"\n```\n\nTraining wall time: {total_seconds / 3600:.2f} h.",
+        }
+        self.model.eval()
+        return self.segmenter().save_pretrained(folder)
+
+
+def build_objective(config: TrainConfig, device: torch.device) -> Objective:
+    if config.method == "sag":
+        from .sag_objective import SagObjective
+
+        return SagObjective(config, device)
+    from .chunk_objective import ChunkObjective
+
+    return ChunkObjective(config, device)
