@@ -65,7 +65,7 @@ def test_all_stages(fake_proposals):
 
     with torch.no_grad():
         vision = model.encode_image(pixels, attention_block=3)
-    cam = compute_gradcam(model, vision.tokens, text.input_ids, text.attention_mask, layer=3)
+    cam = compute_gradcam(model, vision.tokens, text.input_ids, text.attention_mask, layer=2)
     for t, (out, n) in enumerate(zip(outs, (3, 5, 2), strict=True)):
         st = out.stages
         assert st["word_maps"].shape == (n, 4, 4)
@@ -119,15 +119,15 @@ def test_no_overlapping_proposal_keeps_thresholded_map(fake_proposals, monkeypat
 
 def test_average_with_cls_and_layers(fake_proposals):
     model, pixels, text, image = _inputs(lengths=(3,))
-    opts = {"stages": ["gradcam"], "gradcam_layer": 2, "affinity_layer": 1}
+    opts = {"stages": ["gradcam"], "gradcam_layer": 3, "affinity_layer": 1}
     words = localize(model, pixels, text, image, opts)[0]
     upstream = localize(model, pixels, text, image, {**opts, "average": "tokens_with_cls"})[0]
     with torch.no_grad():
         image_tokens = model.encode_image(pixels).tokens
-    cam = compute_gradcam(model, image_tokens, text.input_ids, text.attention_mask, layer=2)
+    cam = compute_gradcam(model, image_tokens, text.input_ids, text.attention_mask, layer=3)
     torch.testing.assert_close(words.heatmap, cam.maps[0, 1:4].mean(0))
     torch.testing.assert_close(upstream.heatmap, cam.maps[0, 0:4].mean(0))
-    assert words.stages["gradcam_layer"] == 2
+    assert words.stages["gradcam_layer"] == 3
 
 
 def test_bert_style_sep_is_not_a_word(fake_proposals):

@@ -14,7 +14,7 @@ from wsris.methods.gradcam import (
     word_maps,
 )
 
-LAYER = 3  # tiny model: fusion layers 2 and 3
+LAYER = 2  # tiny model: fusion layers 2 and 3 (words get no gradient in the last one)
 
 
 def test_gradcam_maps_by_hand():
@@ -103,7 +103,7 @@ def test_efficient_equals_naive_full_backward():
     out = compute_gradcam(model, image, text.input_ids, text.attention_mask, layer=LAYER)
     diff = (out.maps - naive).abs().max().item()
     print(f"efficient vs naive Grad-CAM: max |diff| = {diff:.3e}, max map {naive.max():.3e}")
-    assert naive.max() > 1e-3  # the comparison is not between zeros
+    assert naive[:, 1:].max() > 1e-3  # the comparison is not between zeros (word maps too)
     assert diff < 1e-5
     torch.testing.assert_close(out.itm_logits, naive_logits, atol=1e-5, rtol=1e-5)
     assert all(p.grad is None for p in model.parameters())  # no parameter gradient
@@ -180,7 +180,7 @@ def test_default_layer_and_bad_layer():
     with torch.no_grad():
         image = model.encode_image(torch.randn(1, 3, 32, 32)).tokens
     default = compute_gradcam(model, image, text.input_ids, text.attention_mask)
-    explicit = compute_gradcam(model, image, text.input_ids, text.attention_mask, layer=3)
+    explicit = compute_gradcam(model, image, text.input_ids, text.attention_mask, layer=2)
     torch.testing.assert_close(default.maps, explicit.maps)
     with pytest.raises(ValueError, match="no cross-attention"):
         compute_gradcam(model, image, text.input_ids, text.attention_mask, layer=1)

@@ -41,8 +41,10 @@ def main() -> None:
 def _register() -> None:
     from .models import download_command, models_command
     from .segment import segment_command
+    from .train import train_command
 
     main.add_command(segment_command)
+    main.add_command(train_command)
     main.add_command(models_command)
     main.add_command(download_command)
 

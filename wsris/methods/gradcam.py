@@ -10,7 +10,9 @@ For text-encoder layer ``layer`` (8 for ALBEF-base, the third fusion layer):
   the patch grid, zero at padded text positions. The gradient is clamped, not the
   attention; Eq. 1's ``ReLU(A * dA)`` is the same number because ``A >= 0``.
 
-Text position 0 is [CLS]; the map of word (WordPiece) ``i`` is position ``i + 1``.
+Text position 0 is [CLS]; the map of word (WordPiece) ``i`` is position ``i + 1``. In
+the LAST text layer only [CLS] reaches the ITM head, so every word map there is zero:
+the Grad-CAM layer must lie below it (ALBEF-base: 8 of 6..11).
 
 Two ways to compute it:
 

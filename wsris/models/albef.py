@@ -124,8 +124,12 @@ class AlbefConfig:
 
     @property
     def default_gradcam_layer(self) -> int:
-        """Text layer whose cross-attention Grad-CAM reads: 8 (third fusion layer) for base."""
-        return min(self.fusion_layer + 2, self.text_layers - 1)
+        """Text layer whose cross-attention Grad-CAM reads: 8 (third fusion layer) for base.
+
+        Never the last layer when avoidable: there only [CLS] reaches the ITM head, so
+        every word's gradient (and map) would be zero.
+        """
+        return max(self.fusion_layer, min(self.fusion_layer + 2, self.text_layers - 2))
 
     @property
     def default_affinity_layer(self) -> int:

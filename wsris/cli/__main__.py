@@ -1,0 +1,5 @@
+"""``python -m wsris.cli`` (e.g. under torchrun)."""
+
+from . import main
+
+main()

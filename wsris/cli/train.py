@@ -1,0 +1,46 @@
+"""``wsris train CONFIG.yaml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--output-dir", type=click.Path(path_type=Path), default=None,
+              help="Override the recipe's output_dir.")
+@click.option("--steps", type=int, default=None, help="Override optim.total_steps.")
+@click.option("--time-limit", type=float, default=None,
+              help="Stop cleanly with a checkpoint after this many minutes (resume later).")
+@click.option("--device", default=None, help="auto, cpu, cuda (default: the recipe's).")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from OUTPUT/checkpoints/last.pt when it exists.")
+def train_command(
+    recipe: Path,
+    output_dir: Path | None,
+    steps: int | None,
+    time_limit: float | None,
+    device: str | None,
+    resume: bool,
+) -> None:
+    """Train a model from a recipe (configs/*.yaml); both methods share this loop.
+
+    \b
+    Multi-process / multi-GPU:
+      torchrun --nproc_per_node 2 -m wsris.cli train configs/sag_shapes.yaml
+    """
+    from ..training import TrainConfig, train
+
+    config = TrainConfig.from_yaml(recipe)
+    if output_dir is not None:
+        config.output_dir = str(output_dir)
+    if steps is not None:
+        config.optim.total_steps = steps
+    if time_limit is not None:
+        config.schedule.time_limit_minutes = time_limit
+    if device is not None:
+        config.device = device
+    result = train(config, resume=resume)
+    click.echo(f"done: {result}")

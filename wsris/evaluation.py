@@ -1,0 +1,465 @@
+"""Referring-segmentation metrics, trivial baselines and the (torchrun-shardable) loop.
+
+Metrics, all computed at the ORIGINAL image resolution from each sample's intersection I,
+union U, predicted area P and ground-truth area G:
+
+* IoU = I / U per sample, 0 when U = 0 (both masks empty); mIoU = mean IoU;
+* cIoU (= oIoU) = sum I / sum U over all samples;
+* Pr@X = share of samples with IoU >= X, for X in 0.3, 0.5, 0.7, 0.9;
+* precision = mean of I / P (0 when I = 0) and recall = mean of I / G (0 when G = 0),
+  as Shatter and Gather's evaluation code reports them.
+
+Trivial baselines, computed on the same samples: ``random_object`` (the true mask of one
+of the image's annotated objects, drawn with a per-sample seed), ``all_objects`` (the
+union of all annotated objects) and ``centre_box`` (a box of half the image's width and
+height in its centre). A model below them has not learnt to pick the referred object.
+
+Sharding: ``torchrun --nproc_per_node N -m wsris.evaluation --model M --data D`` runs the
+same command in N processes (gloo on CPU, NCCL on GPUs); images are dealt out round-robin,
+every model call is seeded from (seed, image group) only, and the per-sample counts are
+gathered and summed in sample order, so the figures equal the single-process run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data.base import ReferringDataset, RefSample
+from .errors import InvalidInputError, WsrisError
+
+__all__ = [
+    "THRESHOLDS",
+    "BASELINES",
+    "METHOD_VARIANTS",
+    "MaskStats",
+    "EvalReport",
+    "mask_stats",
+    "summarize",
+    "iou",
+    "centre_box",
+    "baseline_masks",
+    "variant_options",
+    "evaluate",
+    "run",
+    "main",
+]
+
+THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
+BASELINES: tuple[str, ...] = ("random_object", "all_objects", "centre_box")
+BASELINE_LABELS = {"model": "model", "random_object": "random object",
+                   "all_objects": "all objects", "centre_box": "centred box"}
+
+#: ``--variant`` -> method options, per method (the papers' ablations).
+METHOD_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "chunk": {
+        "gradcam": {"stages": ("gradcam",)},
+        "affinity": {"stages": ("gradcam", "affinity")},
+        "proposals": {"stages": ("gradcam", "affinity", "proposals")},
+    },
+    "sag": {
+        "product": {"combine": "product"},
+        "max": {"combine": "max"},
+        "avg": {"combine": "avg"},
+        "min": {"combine": "min"},
+    },
+}
+
+
+# --------------------------------------------------------------------------------------
+# Metrics
+
+
+@dataclass(frozen=True)
+class MaskStats:
+    """Pixel counts of one prediction against its ground truth."""
+
+    intersection: int
+    union: int
+    pred_area: int
+    gt_area: int
+
+    @property
+    def iou(self) -> float:
+        return self.intersection / self.union if self.union > 0 else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self.intersection / self.pred_area if self.intersection > 0 else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.intersection / self.gt_area if self.gt_area > 0 else 0.0
+
+
+def mask_stats(pred: np.ndarray, gt: np.ndarray) -> MaskStats:
+    """Counts for a predicted and a ground-truth mask of the same HxW shape."""
+    pred = np.asarray(pred)
+    gt = np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise InvalidInputError(
+            f"prediction of shape {pred.shape} for a ground truth of shape {gt.shape}: "
+            "masks must be at the original image size"
+        )
+    p = pred.astype(bool, copy=False)
+    g = gt.astype(bool, copy=False)
+    inter = int(np.count_nonzero(p & g))
+    pa, ga = int(np.count_nonzero(p)), int(np.count_nonzero(g))
+    return MaskStats(inter, pa + ga - inter, pa, ga)
+
+
+def iou(pred: np.ndarray, gt: np.ndarray) -> float:
+    """IoU of two masks, 0 when both are empty."""
+    return mask_stats(pred, gt).iou
+
+
+def summarize(stats: Sequence[MaskStats]) -> dict[str, float]:
+    """mIoU, cIoU, Pr@X, mean precision and recall of a list of samples (fractions)."""
+    n = len(stats)
+    out: dict[str, float] = {"n": n}
+    if n == 0:
+        out.update({"mIoU": 0.0, "cIoU": 0.0, **{f"Pr@{t}": 0.0 for t in THRESHOLDS},
+                    "precision": 0.0, "recall": 0.0})
+        return out
+    ious = np.array([s.iou for s in stats], dtype=np.float64)
+    total_i = sum(s.intersection for s in stats)
+    total_u = sum(s.union for s in stats)
+    out["mIoU"] = float(ious.mean())
+    out["cIoU"] = total_i / total_u if total_u > 0 else 0.0
+    for t in THRESHOLDS:
+        out[f"Pr@{t}"] = float((ious >= t).mean())
+    out["precision"] = float(np.mean([s.precision for s in stats]))
+    out["recall"] = float(np.mean([s.recall for s in stats]))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Baselines and variants
+
+
+def centre_box(height: int, width: int, fraction: float = 0.5) -> np.ndarray:
+    """A centred box covering ``fraction`` of the height and of the width."""
+    mask = np.zeros((height, width), dtype=bool)
+    bh, bw = round(height * fraction), round(width * fraction)
+    top, left = (height - bh) // 2, (width - bw) // 2
+    mask[top:top + bh, left:left + bw] = True
+    return mask
+
+
+def baseline_masks(sample: RefSample, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The three trivial predictions for ``sample``."""
+    h, w = sample.mask.shape
+    objs = sample.object_masks
+    if objs:
+        rand = objs[int(rng.integers(len(objs)))]
+        union = np.logical_or.reduce(np.stack(objs), axis=0)
+    else:
+        rand = union = np.zeros((h, w), dtype=bool)
+    return {"random_object": rand, "all_objects": union, "centre_box": centre_box(h, w)}
+
+
+def variant_options(method: str, variant: str | None) -> dict[str, Any]:
+    """The ``segment`` options of a method variant (``None`` = the model's defaults)."""
+    if variant is None:
+        return {}
+    if method not in METHOD_VARIANTS:
+        raise InvalidInputError(f"no variants known for method {method!r}")
+    table = METHOD_VARIANTS[method]
+    if variant not in table:
+        raise InvalidInputError(
+            f"unknown variant {variant!r} for a {method} model; choose one of "
+            f"{', '.join(table)}"
+        )
+    return dict(table[variant])
+
+
+# --------------------------------------------------------------------------------------
+# Report
+
+
+def _fmt(x: float) -> str:
+    return f"{100 * x:6.2f}"
+
+
+@dataclass
+class EvalReport:
+    """Figures of a run: ``metrics[system]`` (``model`` and the baselines), the same per
+    expression kind in ``by_kind[kind][system]``, and one record per sample."""
+
+    meta: dict[str, Any]
+    metrics: dict[str, dict[str, float]]
+    by_kind: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meta": self.meta, "metrics": self.metrics, "by_kind": self.by_kind,
+                "samples": self.samples}
+
+    def save_json(self, path: str | Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+
+    def table(self) -> str:
+        """All metrics (in %) of the model and the baselines, then mIoU per kind."""
+        cols = ["mIoU", "cIoU", *[f"Pr@{t}" for t in THRESHOLDS], "precision", "recall"]
+        heads = ["mIoU", "cIoU", *[f"Pr@{t:g}" for t in THRESHOLDS], "prec", "recall"]
+        lines = [f"{'(%)':<14}{'n':>6} " + " ".join(f"{h:>6}" for h in heads)]
+        for name, m in self.metrics.items():
+            label = BASELINE_LABELS.get(name, name)
+            lines.append(f"{label:<14}{int(m['n']):>6} " + " ".join(_fmt(m[c]) for c in cols))
+        if self.by_kind:
+            lines.append("")
+            lines.append("mIoU (%) by expression kind:")
+            systems = list(self.metrics)
+            lines.append(f"{'kind':<14}{'n':>6} "
+                         + " ".join(f"{BASELINE_LABELS.get(s, s)[:13]:>13}" for s in systems))
+            for kind, per in self.by_kind.items():
+                n = int(next(iter(per.values()))["n"])
+                lines.append(f"{kind:<14}{n:>6} "
+                             + " ".join(f"{100 * per[s]['mIoU']:>13.2f}" for s in systems))
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+
+
+def _dist_info() -> tuple[int, int]:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return 0, 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _seed_all(seed: int, group: int) -> None:
+    """Seed every RNG a model might use from (seed, image group) alone."""
+    s = int(np.random.SeedSequence([seed, group]).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    import torch
+
+    torch.manual_seed(s)
+
+
+def _groups(dataset: ReferringDataset, n: int) -> list[tuple[int, int]]:
+    """[start, end) runs of consecutive samples sharing an image."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    prev = None
+    for i in range(n):
+        key = dataset.image_key(i)
+        if i > 0 and key != prev:
+            out.append((start, i))
+            start = i
+        prev = key
+    if n > 0:
+        out.append((start, n))
+    return out
+
+
+def _record(index: int, sample: RefSample, systems: dict[str, MaskStats]) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "index": index, "id": sample.sample_id, "image_id": sample.image_id,
+        "text": sample.text, "kind": sample.kind, "gt_area": int(np.count_nonzero(sample.mask)),
+    }
+    for name, s in systems.items():
+        rec[name] = {"iou": s.iou, "intersection": s.intersection, "union": s.union,
+                     "pred_area": s.pred_area}
+    return rec
+
+
+def _stats_of(rec: dict[str, Any], system: str) -> MaskStats:
+    r = rec[system]
+    return MaskStats(r["intersection"], r["union"], r["pred_area"], rec["gt_area"])
+
+
+def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
+             method_options: dict[str, Any] | None = None, limit: int | None = None,
+             seed: int = 0, baselines: bool = True, progress: bool = True,
+             meta: dict[str, Any] | None = None) -> EvalReport:
+    """Evaluate ``segmenter`` (anything with ``segment(image, texts, **options)`` returning
+    results with a ``.mask``) and/or the trivial baselines on the first ``limit`` samples.
+
+    Inside an initialised ``torch.distributed`` process group, each rank evaluates every
+    world-size-th image group and the records are all-gathered, so every rank returns the
+    same report, equal to that of a single process.
+    """
+    if segmenter is None and not baselines:
+        raise InvalidInputError("nothing to evaluate: give a model or enable the baselines")
+    if limit is not None and limit < 0:
+        raise InvalidInputError(f"limit must be non-negative, got {limit}")
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    options = dict(method_options or {})
+    rank, world = _dist_info()
+    groups = _groups(dataset, n)
+    mine = list(range(rank, len(groups), world))
+    total = sum(groups[g][1] - groups[g][0] for g in mine)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=getattr(dataset, "name", "eval"), unit="sample",
+               disable=not progress or rank != 0, dynamic_ncols=True)
+    records: list[dict[str, Any]] = []
+    model_seconds = 0.0
+    running = []
+    try:
+        for g in mine:
+            start, end = groups[g]
+            samples = [dataset[i] for i in range(start, end)]
+            preds: list[np.ndarray] | None = None
+            if segmenter is not None:
+                _seed_all(seed, g)
+                t0 = time.perf_counter()
+                results = segmenter.segment(samples[0].image, [s.text for s in samples],
+                                            **options)
+                model_seconds += time.perf_counter() - t0
+                if len(results) != len(samples):
+                    raise WsrisError(f"the model returned {len(results)} results for "
+                                     f"{len(samples)} texts")
+                preds = [np.asarray(r.mask) for r in results]
+            for k, (i, sample) in enumerate(zip(range(start, end), samples, strict=True)):
+                systems: dict[str, MaskStats] = {}
+                if preds is not None:
+                    systems["model"] = mask_stats(preds[k], sample.mask)
+                    running.append(systems["model"].iou)
+                if baselines:
+                    rng = np.random.default_rng([seed, i])
+                    for name, m in baseline_masks(sample, rng).items():
+                        systems[name] = mask_stats(m, sample.mask)
+                records.append(_record(i, sample, systems))
+            bar.update(end - start)
+            if running:
+                bar.set_postfix(mIoU=f"{100 * float(np.mean(running)):.2f}")
+    finally:
+        bar.close()
+
+    if world > 1:
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, (records, model_seconds))
+        records = [r for part, _ in gathered for r in part]
+        model_seconds = sum(s for _, s in gathered)
+    records.sort(key=lambda r: r["index"])
+
+    systems_order = (["model"] if segmenter is not None else []) + (
+        list(BASELINES) if baselines else [])
+    metrics = {s: summarize([_stats_of(r, s) for r in records]) for s in systems_order}
+    by_kind: dict[str, dict[str, dict[str, float]]] = {}
+    kinds = sorted({r["kind"] for r in records if r["kind"] is not None})
+    for kind in kinds:
+        sub = [r for r in records if r["kind"] == kind]
+        by_kind[kind] = {s: summarize([_stats_of(r, s) for r in sub]) for s in systems_order}
+    info = {
+        "dataset": getattr(dataset, "name", type(dataset).__name__),
+        "samples": len(records),
+        "seed": seed,
+        "method_options": {k: list(v) if isinstance(v, tuple) else v
+                           for k, v in options.items()},
+        "world_size": world,
+        "model_seconds_per_sample": model_seconds / len(records) if records else 0.0,
+    }
+    if segmenter is not None:
+        info["model"] = getattr(segmenter, "name", type(segmenter).__name__)
+        info["method"] = getattr(segmenter, "method", None)
+    info.update(meta or {})
+    return EvalReport(info, metrics, by_kind, records)
+
+
+# --------------------------------------------------------------------------------------
+# Command-line driver (shared by `wsris eval` and `python -m wsris.evaluation`)
+
+
+def run(*, data: str, model: str | None = None, limit: int | None = None,
+        json_path: str | Path | None = None, baselines: bool = True,
+        variant: str | None = None, seed: int = 0, device: str = "auto",
+        threshold: float | None = None, images: str | Path | None = None,
+        progress: bool = True, echo: Any = print) -> EvalReport:
+    """Open the data, load the model, evaluate (sharded under torchrun), print the table
+    and write the JSON (rank 0 only). Returns the report on every rank."""
+    from .data.spec import open_dataset, parse_data_spec
+
+    spec = parse_data_spec(data)
+    if variant is not None and model is None:
+        raise InvalidInputError("--variant needs --model")
+    dataset = open_dataset(spec, image_root=images)
+
+    import torch
+    import torch.distributed as dist
+
+    created = False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and device != "cpu"
+        if use_cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            device = f"cuda:{local}"
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        created = True
+    try:
+        segmenter = None
+        options: dict[str, Any] = {}
+        if model is not None:
+            import wsris
+
+            segmenter = wsris.load(model, device=device)
+            options = variant_options(segmenter.method, variant)
+            if threshold is not None:
+                options["threshold"] = threshold
+        report = evaluate(dataset, segmenter, method_options=options, limit=limit,
+                          seed=seed, baselines=baselines, progress=progress,
+                          meta={"data": str(spec), "variant": variant})
+        rank, _ = _dist_info()
+        if rank == 0:
+            title = f"{report.meta['dataset']}: {report.meta['samples']} samples, seed {seed}"
+            if segmenter is not None:
+                title += (f"; model {report.meta['model']} ({report.meta['method']}"
+                          + (f", variant {variant}" if variant else "") + ")")
+            echo(title)
+            echo(report.table())
+            if json_path is not None:
+                report.save_json(json_path)
+                echo(f"wrote {json_path}")
+        return report
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wsris.evaluation`` (for torchrun): the ``wsris eval`` command."""
+    import click
+
+    from .cli.eval import eval_command
+
+    try:
+        eval_command.main(args=list(argv) if argv is not None else None,
+                          prog_name="python -m wsris.evaluation", standalone_mode=False)
+    except WsrisError as exc:
+        click.echo(f"wsris: error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
