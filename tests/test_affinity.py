@@ -52,3 +52,16 @@ def test_refine_from_the_forward_pass_attention():
     mean_heads = vision.attention.mean(1)[0, 1:, 1:]
     expected = (mean_heads.T @ maps.reshape(2, 16).T).T.reshape(2, 4, 4)
     torch.testing.assert_close(out, expected)
+
+
+def test_float32_under_autocast():
+    model = tiny_model()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        ref = model.encode_image(x, attention_block=2).attention
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            vision = model.encode_image(x, attention_block=2)
+            out = refine_with_affinity(torch.rand(2, 4, 4), patch_affinity(vision.attention))
+    assert vision.attention.dtype == torch.float32 and out.dtype == torch.float32
+    torch.testing.assert_close(vision.attention.sum(-1), torch.ones(1, 2, 17))
+    assert (vision.attention - ref).abs().max() < 0.05  # only the bf16 qkv projection differs

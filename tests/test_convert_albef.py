@@ -87,7 +87,7 @@ def test_pretrain_checkpoint_renames_drops_and_resizes(tmp_path, tiny):
     momentum = [k for k in layout if k.split(".")[0].endswith("_m")]
     mlm = [k for k in layout if k.startswith("text_encoder.cls.")]
     assert source["dropped"] == {
-        "momentum": len(momentum) - 1,  # text_encoder_m...position_ids counts as momentum
+        "momentum": len(momentum),  # text_encoder_m.bert.embeddings.position_ids included
         "mlm_head": len(mlm),
         "position_ids": 1,
         "queues": 3,

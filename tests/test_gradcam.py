@@ -160,9 +160,7 @@ def test_create_graph_is_differentiable_and_equal():
             model, model.encode_image(pixels).tokens, text.input_ids, text.attention_mask
         )
     image = model.encode_image(pixels).tokens
-    out = compute_gradcam(
-        model, image, text.input_ids, text.attention_mask, create_graph=True
-    )
+    out = compute_gradcam(model, image, text.input_ids, text.attention_mask, create_graph=True)
     torch.testing.assert_close(out.maps, plain.maps, atol=1e-6, rtol=1e-5)
     assert out.maps.requires_grad
     out.maps.pow(2).sum().backward()

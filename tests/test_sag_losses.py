@@ -38,9 +38,7 @@ def test_c3_several_texts_per_image() -> None:
     text = torch.tensor([[3.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     idx = torch.tensor([0, 1, 1])
     # text 0: (3, 0) -> image 0; text 1: (0, 1) -> image 1; text 2: (1, 1) -> image 1
-    want = (
-        math.log(1 + math.exp(-3)) + math.log(1 + math.exp(-1)) + math.log(2)
-    ) / 3
+    want = (math.log(1 + math.exp(-3)) + math.log(1 + math.exp(-1)) + math.log(2)) / 3
     assert c3_loss(z, text, image_index=idx).item() == pytest.approx(want, rel=1e-6)
     with pytest.raises(ValueError, match="image_index"):
         c3_loss(z, text)

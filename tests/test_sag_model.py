@@ -291,9 +291,15 @@ def test_gradients_reach_every_trained_part() -> None:
         out.recon, out.recon_target, out.recon_splits
     )
     loss.backward()
-    for name in ("aggregation.to_q.weight", "fusion.attn.to_k.weight", "slot_init.mu",
-                 "image_proj.weight", "decoder.mlp.0.weight", "log_logit_scale",
-                 "image_encoder.blocks.0.attn.qkv.weight"):
+    for name in (
+        "aggregation.to_q.weight",
+        "fusion.attn.to_k.weight",
+        "slot_init.mu",
+        "image_proj.weight",
+        "decoder.mlp.0.weight",
+        "log_logit_scale",
+        "image_encoder.blocks.0.attn.qkv.weight",
+    ):
         grad = dict(m.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
     assert F.mse_loss(out.recon, out.recon_target).item() >= 0

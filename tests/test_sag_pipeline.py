@@ -28,8 +28,9 @@ def batch(n: int = 3) -> TextBatch:
     ids = torch.randint(5, 100, (n, 6), generator=g)
     ids[:, 0], ids[:, -1] = 2, 3
     mask = torch.ones_like(ids)
-    return TextBatch([f"text {i}" for i in range(n)], ids, mask, [[] for _ in range(n)],
-                     [[] for _ in range(n)])
+    return TextBatch(
+        [f"text {i}" for i in range(n)], ids, mask, [[] for _ in range(n)], [[] for _ in range(n)]
+    )
 
 
 PIXELS = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
@@ -120,15 +121,15 @@ def test_deterministic_slot_inits(model: SagModel) -> None:
     # the map is the average of the per-draw maps; stages keep every draw
     st = s1[1].stages
     assert st["a_slot_samples"].shape == (3, model.config.num_slots, 16, 16)
-    per_draw = [combine_slot_maps(st["a_slot_samples"][i], st["a_fuse_samples"][i]) for i in
-                range(3)]
+    per_draw = [
+        combine_slot_maps(st["a_slot_samples"][i], st["a_fuse_samples"][i]) for i in range(3)
+    ]
     assert torch.allclose(s1[1].heatmap, torch.stack(per_draw).mean(0), atol=1e-6)
     assert torch.equal(st["a_slot"], st["a_slot_samples"][0])
 
 
 def test_bad_options(model: SagModel) -> None:
-    for opts in ({"combine": "median"}, {"slot_init": "zero"}, {"num_samples": 0},
-                 {"seed": "x"}):
+    for opts in ({"combine": "median"}, {"slot_init": "zero"}, {"num_samples": 0}, {"seed": "x"}):
         with pytest.raises(InvalidInputError):
             localize(model, PIXELS, batch(1), IMAGE, opts)
     rnd = SagModel(micro(slot_type="random")).eval()

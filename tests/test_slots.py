@@ -82,3 +82,19 @@ def test_slot_masks_and_best_slot_iou() -> None:
     assert torch.allclose(best_slot_iou(A_SLOT, objects), torch.tensor([0.5, 0.5, 1.0]))
     assert slot_masks(A_SLOT, (8, 8)).shape == (3, 8, 8)
     assert slot_masks(A_SLOT, (8, 8)).sum(0).eq(1).all()  # a partition of the pixels
+
+
+def test_top_entities_figure() -> None:
+    import numpy as np
+
+    from wsris.methods.slots import top_entities_figure
+
+    image = np.full((6, 4, 3), 100, dtype=np.uint8)
+    strip, ents = top_entities_figure(image, A_SLOT, torch.tensor([0.2, 0.5, 0.3]), k=3)
+    assert strip.shape == (6, 16, 3) and strip.dtype == np.uint8
+    assert [e.index for e in ents] == [1, 2, 0]
+    assert np.array_equal(strip[:, :4], image)  # the image itself comes first
+    # slot 1 is strongest at the top right (0.6) and weakest at the bottom right (0.25):
+    # hot (red) there, cold (blue) at its minimum
+    panel = strip[:, 4:8].astype(int)
+    assert panel[0, 3, 0] > panel[0, 3, 2] and panel[5, 3, 2] > panel[5, 3, 0]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -119,8 +119,13 @@ def _hf(
     return folder
 
 
+def _converted_dir(spec: ModelSpec, source: Source) -> Path:
+    tag = source.sha256[:12] if source.sha256 else "unpinned"
+    return wsris_cache_dir() / "converted" / f"{spec.name}-{tag}"
+
+
 def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path:
-    target = wsris_cache_dir() / "converted" / f"{spec.name}-{source.sha256[:12]}"
+    target = _converted_dir(spec, source)
     if (target / CONFIG_NAME).is_file() and (target / WEIGHTS_NAME).is_file():
         return target
     how = (
@@ -143,7 +148,14 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
             raise WeightsNotAvailableError(
                 f"{spec.name}: cannot download {source.url}: {exc}; or {how}"
             ) from exc
-        _verify(raw, FileSpec(raw.name, source.sha256), f"{spec.name} ({source.url})", [raw])
+        if source.sha256:
+            _verify(raw, FileSpec(raw.name, source.sha256), f"{spec.name} ({source.url})", [raw])
+        else:  # upstream publishes no checksum; the converter records the one we got
+            warnings.warn(
+                f"{spec.name}: {source.url} has no pinned sha256; its digest "
+                f"{sha256_file(raw)} is recorded in config.json",
+                stacklevel=2,
+            )
         from .convert import convert_checkpoint
 
         out = Path(tmp) / "converted"
@@ -205,8 +217,7 @@ def cached_status(spec: ModelSpec, cache_dir: str | Path | None = None) -> str:
             if all(isinstance(p, str) for p in found):
                 return "cached"
         else:
-            target = wsris_cache_dir() / "converted" / f"{spec.name}-{source.sha256[:12]}"
-            if (target / WEIGHTS_NAME).is_file():
+            if (_converted_dir(spec, source) / WEIGHTS_NAME).is_file():
                 return "cached"
     return "downloadable"
 
@@ -250,9 +261,3 @@ def fetch_hf_repo(
         ) from exc
     except OSError as exc:
         raise WeightsNotAvailableError(f"{ref}: cannot fetch from the Hub: {exc}") from exc
-
-
-def copy_folder(src: Path, dst: Path) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        shutil.copyfile(src / name, dst / name)

@@ -42,7 +42,7 @@ class Source:
     revision: str | None = None  # hf: a pinned 40-hex commit
     files: tuple[FileSpec, ...] = ()  # bundled and hf
     url: str | None = None  # url
-    sha256: str | None = None  # url
+    sha256: str | None = None  # url: None when upstream publishes no checksum
     converter: str | None = None  # url
 
 
@@ -146,9 +146,11 @@ def _source(raw: Any, entry: str, i: int) -> Source:
         return Source(kind, repo_id=repo, revision=rev, files=files)
     if kind == "url":
         url = _get(raw, "url", str, entry, where)
-        sha = _get(raw, "sha256", str, entry, where)
-        if not _SHA256.match(sha):
-            raise _fail(entry, where + "sha256", "expected 64 lowercase hex digits")
+        if "sha256" not in raw:
+            raise _fail(entry, where + "sha256", "missing (null when no checksum is published)")
+        sha = raw["sha256"]
+        if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
+            raise _fail(entry, where + "sha256", "expected 64 lowercase hex digits or null")
         conv = _get(raw, "converter", str, entry, where)
         if conv not in CONVERTERS:
             raise _fail(entry, where + "converter", f"expected one of {CONVERTERS}")

@@ -39,12 +39,18 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .convert import convert_group
+    from .data import data_group
+    from .eval import eval_command
     from .models import download_command, models_command
     from .segment import segment_command
     from .train import train_command
 
     main.add_command(segment_command)
+    main.add_command(eval_command)
     main.add_command(train_command)
+    main.add_command(convert_group)
+    main.add_command(data_group)
     main.add_command(models_command)
     main.add_command(download_command)
 

@@ -38,3 +38,12 @@ def albef_command(src: Path, out_dir: Path, variant: str | None, overwrite: bool
         click.echo(f"position grid resized bicubically from {a}x{a} to {b}x{b}")
     click.echo(f"wrote {folder / 'config.json'} and {folder / 'model.safetensors'}")
     click.echo(f"use it with: wsris.load({str(folder)!r})")
+
+
+def _attach_sag() -> None:
+    from .convert_sag import sag_command
+
+    convert_group.add_command(sag_command)
+
+
+_attach_sag()

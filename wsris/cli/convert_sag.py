@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -31,6 +32,7 @@ import click
     help="--cascade_factor of query/random-slot checkpoints (entity slots: K / Kg).",
 )
 @click.option("--random-slots", is_flag=True, help="The checkpoint was trained with random slots.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model.safetensors.")
 def sag_command(
     model_best: Path,
     out_dir: Path,
@@ -38,6 +40,7 @@ def sag_command(
     image_size: int,
     slots_per_group: int | None,
     random_slots: bool,
+    overwrite: bool,
 ) -> None:
     """Convert an official Shatter and Gather ``model_best.pth.tar`` into OUT_DIR.
 
@@ -53,5 +56,15 @@ def sag_command(
         image_size=image_size,
         slots_per_group=slots_per_group,
         random_slots=random_slots,
+        overwrite=overwrite,
     )
+    source = json.loads((out / "config.json").read_text(encoding="utf-8"))["source"]
+    arch = json.loads((out / "config.json").read_text(encoding="utf-8"))["architecture"]
+    click.echo(f"sha256 of {source['file']}: {source['sha256']}")
+    click.echo(
+        f"slots: {arch['slot_type']}, {arch['num_groups']} x {arch['slots_per_group']}, "
+        f"{arch['iterations']} iterations; input {arch['image_size']} px"
+    )
+    click.echo(f"dropped keys: {', '.join(source['dropped_keys']) or 'none'}")
     click.echo(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")
+    click.echo(f"use it with: wsris.load({str(out)!r})")

@@ -25,7 +25,6 @@ must fill the model exactly: any missing or unexpected key or shape mismatch is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -39,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidInputError, WeightsMismatchError
+from ..hub import sha256_file
 from ..models.albef import AlbefConfig, AlbefModel
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ def detect_variant(checkpoint: Mapping[str, Any]) -> Variant:
     return "grounding"
 
 
-def resize_pos_embed(pos_embed: torch.Tensor, grid: int, num_prefix_tokens: int = 1) -> torch.Tensor:
+def resize_pos_embed(
+    pos_embed: torch.Tensor, grid: int, num_prefix_tokens: int = 1
+) -> torch.Tensor:
     """Resize a ``[1, P + g*g, D]`` position table to ``grid x grid`` patches (bicubic,
     ``align_corners=False``); the [CLS] entry is kept as it is."""
     prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
@@ -182,14 +184,6 @@ def map_albef_state_dict(
     return out, report
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_checkpoint(src: Path) -> Mapping[str, Any]:
     """``torch.load(weights_only=True)`` on the CPU (memory-mapped when possible)."""
     try:
@@ -206,9 +200,7 @@ def read_checkpoint(src: Path) -> Mapping[str, Any]:
     return obj
 
 
-def albef_model_config(
-    config: AlbefConfig, source: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def albef_model_config(config: AlbefConfig, source: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``config.json`` of a converted ALBEF model."""
     return {
         "method": "chunk",

@@ -35,6 +35,7 @@ place to change if a checkpoint uses another layout. Assumptions beyond those na
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -45,7 +46,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import WeightsMismatchError
+from ..errors import InvalidInputError, WeightsMismatchError
 from ..models.sag import SagConfig, SagModel
 
 IMG = r"encoders\.img_enc\."
@@ -151,6 +152,14 @@ def _load_checkpoint(src: Path) -> dict[str, Any]:
             raise WeightsMismatchError(
                 f"{src}: not a checkpoint readable with torch.load(weights_only=True): {first}"
             ) from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _state_dict(ckpt: Any, src: Path) -> dict[str, torch.Tensor]:
@@ -391,6 +400,7 @@ def convert_sag(
     image_size: int = 384,
     slots_per_group: int | None = None,
     random_slots: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Convert an official ``model_best.pth.tar`` into ``out_dir`` (``config.json`` +
     ``model.safetensors``) and return ``out_dir``.
@@ -399,11 +409,18 @@ def convert_sag(
     used in training (the official scripts: 36 and 384). ``random_slots`` marks a
     checkpoint trained with ``--agg_query_type random`` (its single Gaussian looks like
     entity slots with Kg=1). ``slots_per_group`` (the scripts' ``--cascade_factor``) is
-    needed for ``query`` and ``random`` slots; entity slots take ``K / Kg``.
+    needed for ``query`` and ``random`` slots; entity slots take ``K / Kg``. An existing
+    ``model.safetensors`` in ``out_dir`` is replaced only with ``overwrite=True``.
     """
     from safetensors.torch import save_file
 
     src, out_dir = Path(src), Path(out_dir)
+    if not src.is_file():
+        raise InvalidInputError(f"{src} is not a file")
+    if (out_dir / "model.safetensors").exists() and not overwrite:
+        raise InvalidInputError(
+            f"{out_dir / 'model.safetensors'} exists; pass overwrite=True (--overwrite) to replace"
+        )
     ckpt = _load_checkpoint(src)
     state = _state_dict(ckpt, src)
     ours, dropped, iterations = map_official_keys(state)
@@ -424,6 +441,7 @@ def convert_sag(
     source = {
         "converted_from": "official Shatter and Gather checkpoint",
         "file": src.name,
+        "sha256": _sha256(src),
         "val_iou": float(iou) if isinstance(iou, (int, float)) or hasattr(iou, "item") else None,
         "dropped_keys": dropped,
     }

@@ -60,7 +60,7 @@ def load_refs(path: str | Path) -> list[dict[str, Any]]:
         raise DatasetError(f"refs file not found: {path}")
     data = path.read_bytes()
     refs: Any = None
-    for encoding in ("ASCII", "latin1"):  # Python 2 byte strings need a fallback
+    for encoding in ("utf-8", "latin1"):  # Python 2 byte strings: try UTF-8 first
         try:
             refs = _NoGlobalsUnpickler(io.BytesIO(data), encoding=encoding).load()
             break

@@ -2,8 +2,8 @@
 
 All functions are pure functions over tensors. ``maps`` are Grad-CAMs, one per unit (a
 word, or a WordPiece position), differentiable when computed with ``create_graph=True``;
-they are cast to float32 here (safe under autocast). A chunk is a list of unit indices
-into the unit axis of the maps:
+half-precision maps are cast to float32 here (safe under autocast), float64 is kept. A
+chunk is a list of unit indices into the unit axis of the maps:
 
 - per-position Grad-CAM maps ``[T, L, h, w]`` (``wsris.methods.gradcam``, position 0 is
   ``[CLS]``) go with ``ChunkBatch.position_chunks`` (``wsris.noun_chunks``): pairs in
@@ -60,6 +60,11 @@ def _include_mask(include: Sequence[bool] | torch.Tensor | None, n: int) -> list
     return mask
 
 
+def _f32(x: torch.Tensor) -> torch.Tensor:
+    """float32 for half / integer inputs; float32 and float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def _zeros(ref: torch.Tensor, n: int) -> torch.Tensor:
     """``n`` zeros on ``ref``'s device, attached to its graph (so ``backward`` works)."""
     zeros = ref.new_zeros(n)
@@ -109,15 +114,17 @@ def pool_word_maps(maps: torch.Tensor, word_ids: Sequence[Sequence[int | None]])
     """
     if maps.dim() != 4 or len(word_ids) != maps.shape[0]:
         raise ValueError("expected maps [T, L, h, w] and one word_ids row per text")
-    n_words = max((max((w for w in row if w is not None), default=-1) + 1 for row in word_ids))
+    n_words = max(max((w for w in row if w is not None), default=-1) + 1 for row in word_ids)
     n_words = max(n_words, 1)
-    assign = maps.new_zeros(maps.shape[0], n_words, maps.shape[1], dtype=torch.float32)
+    maps = _f32(maps)
+    assign = np.zeros((maps.shape[0], n_words, maps.shape[1]), dtype=np.float64)
     for t, row in enumerate(word_ids):
         for p, w in enumerate(row[: maps.shape[1]]):
             if w is not None:
                 assign[t, w, p] = 1.0
-    assign = assign / assign.sum(-1, keepdim=True).clamp_min(1.0)
-    return torch.einsum("twl,tlhw->twhw", assign, maps.float())
+    assign /= np.maximum(assign.sum(-1, keepdims=True), 1.0)
+    weights = torch.from_numpy(assign).to(device=maps.device, dtype=maps.dtype)
+    return torch.einsum("tnl,tlxy->tnxy", weights, maps)
 
 
 # --------------------------------------------------------------------------- L_intra
@@ -144,7 +151,7 @@ def intra_chunk_loss_batch(
     if len(chunks) != batch:
         raise ValueError(f"{len(chunks)} chunk lists for a batch of {batch}")
     inc = _include_mask(include, batch)
-    flat = maps.reshape(batch * n_units, -1).float()
+    flat = _f32(maps.reshape(batch * n_units, -1))
     first: list[int] = []
     second: list[int] = []
     owner: list[int] = []
@@ -190,9 +197,7 @@ def chunk_maps(word_maps: torch.Tensor, chunks: Sequence[Sequence[int]]) -> torc
         raise ValueError(f"expected word_maps [n, h, w], got {tuple(word_maps.shape)}")
     if not chunks:
         return word_maps.new_zeros(0, *word_maps.shape[1:])
-    return torch.stack(
-        [word_maps[_units(c, word_maps.shape[0])].float().mean(0) for c in chunks]
-    )
+    return torch.stack([_f32(word_maps[_units(c, word_maps.shape[0])]).mean(0) for c in chunks])
 
 
 def minmax_normalize(maps: torch.Tensor, eps: float = RANGE_EPS) -> torch.Tensor:
@@ -200,7 +205,7 @@ def minmax_normalize(maps: torch.Tensor, eps: float = RANGE_EPS) -> torch.Tensor
 
     A constant map (range <= ``eps``) becomes all zeros.
     """
-    flat = maps.flatten(-2).float()
+    flat = _f32(maps.flatten(-2))
     lo = flat.amin(-1, keepdim=True)
     rng = flat.amax(-1, keepdim=True) - lo
     out = (flat - lo) / rng.clamp_min(eps)
@@ -253,26 +258,36 @@ def closest_region(
     n_regions: int,
     points: np.ndarray,
     tie_scores: np.ndarray | None = None,
+    sq_dist: np.ndarray | None = None,
 ) -> int:
     """Eq. 4, ``r* = argmin_r d_H(r, points)``; returns the region label (1-based).
 
     Ties (e.g. several regions touching the points, distance 0) go to the region with the
     largest sum of ``tie_scores`` (the normalised partner map ``M_cj``: the region the
-    other chunk points at most strongly), then to the lowest label.
+    other chunk points at most strongly), then to the lowest label. ``sq_dist`` may pass
+    a precomputed :func:`squared_distance_to` of ``points``.
     """
     if n_regions < 1:
         raise ValueError("no region to choose from")
-    sq = squared_distance_to(points)
-    best: tuple[float, float, int] | None = None
-    for r in range(1, n_regions + 1):
-        inside = labels == r
-        d = float(sq[inside].min())
-        score = float(np.asarray(tie_scores)[inside].sum()) if tie_scores is not None else 0.0
-        key = (d, -score, r)
-        if best is None or key < best:
-            best = key
-    assert best is not None
-    return best[2]
+    sq = squared_distance_to(points) if sq_dist is None else sq_dist
+    flat = np.asarray(labels).ravel()
+    dist = np.full(n_regions + 1, np.inf)
+    np.minimum.at(dist, flat, sq.ravel())
+    score = np.zeros(n_regions + 1)
+    if tie_scores is not None:
+        score = np.bincount(flat, weights=np.asarray(tie_scores, np.float64).ravel(),
+                            minlength=n_regions + 1)  # fmt: skip
+    regions = np.arange(1, n_regions + 1)
+    # lexsort: last key is primary -> distance, then -score, then label
+    order = np.lexsort((regions, -score[1:], dist[1:]))
+    return int(regions[order[0]])
+
+
+def _signs(labels: np.ndarray, star: int) -> np.ndarray:
+    signs = np.zeros(labels.shape, dtype=np.float32)
+    signs[labels > 0] = -1.0
+    signs[labels == star] = 1.0
+    return signs
 
 
 def inter_chunk_signs(
@@ -290,10 +305,35 @@ def inter_chunk_signs(
     if n_regions == 0 or not points.any():
         return None
     star = closest_region(labels, n_regions, points, tie_scores=np.asarray(norm_j))
-    signs = np.zeros(labels.shape, dtype=np.float32)
-    signs[labels > 0] = -1.0
-    signs[labels == star] = 1.0
-    return signs
+    return _signs(labels, star)
+
+
+class _Geometry:
+    """Per-chunk regions and distance maps of a batch, each computed once."""
+
+    def __init__(self, norm: np.ndarray, tau: float, connectivity: int) -> None:
+        self.norm, self.tau, self.connectivity = norm, tau, connectivity
+        self._regions: dict[int, tuple[int, np.ndarray]] = {}
+        self._sq: dict[int, np.ndarray | None] = {}
+
+    def regions(self, row: int) -> tuple[int, np.ndarray]:
+        if row not in self._regions:
+            self._regions[row] = isolated_regions(self.norm[row], self.tau, self.connectivity)
+        return self._regions[row]
+
+    def sq_dist(self, row: int) -> np.ndarray | None:
+        if row not in self._sq:
+            points = points_above(self.norm[row], self.tau)
+            self._sq[row] = squared_distance_to(points) if points.any() else None
+        return self._sq[row]
+
+    def signs(self, ri: int, rj: int) -> np.ndarray | None:
+        n_regions, labels = self.regions(ri)
+        sq = self.sq_dist(rj)
+        if n_regions == 0 or sq is None:
+            return None
+        star = closest_region(labels, n_regions, sq == 0, self.norm[rj], sq_dist=sq)
+        return _signs(labels, star)
 
 
 def inter_chunk_loss_batch(
@@ -335,7 +375,7 @@ def inter_chunk_loss_batch(
     if len(chunks) != batch or (adjacency is not None and len(adjacency) != batch):
         raise ValueError("need one chunk list (and adjacency list) per sample")
     inc = _include_mask(include, batch)
-    flat = maps.reshape(batch * n_units, h * w).float()
+    flat = _f32(maps.reshape(batch * n_units, h * w))
 
     row_of: dict[tuple[int, int], int] = {}
     src: list[int] = []
@@ -372,30 +412,30 @@ def inter_chunk_loss_batch(
         cmaps = flat.new_zeros(len(row_of), h * w).index_add(
             0,
             torch.tensor(dst, device=dev),
-            flat[torch.tensor(src, device=dev)] * torch.tensor(weight, device=dev)[:, None],
+            flat[torch.tensor(src, device=dev)]
+            * torch.tensor(weight, device=dev, dtype=flat.dtype)[:, None],
         )
         norm = minmax_normalize(cmaps.reshape(-1, h, w)).reshape(-1, h * w)
         norm_np = norm.detach().cpu().numpy().reshape(-1, h, w)
         signs: list[np.ndarray] = []
         rows: list[int] = []
         owners: list[int] = []
+        geometry = _Geometry(norm_np, tau, connectivity)
         for b, ri, rj in pairs:
-            s = inter_chunk_signs(norm_np[ri], norm_np[rj], tau, connectivity)
+            s = geometry.signs(ri, rj)
             if s is None:
                 continue
             signs.append(s.reshape(-1))
             rows.append(ri)
             owners.append(b)
         if rows:
-            sign_t = torch.from_numpy(np.stack(signs)).to(dev)
+            sign_t = torch.from_numpy(np.stack(signs)).to(dev, norm.dtype)
             pair_loss = -(sign_t * norm[torch.tensor(rows, device=dev)]).sum(1)
             if pixel_reduction == "mean":
                 pair_loss = pair_loss / (h * w)
             owner_t = torch.tensor(owners, device=dev)
             totals = per_sample.index_add(0, owner_t, pair_loss)
-            counts = torch.zeros(batch, device=dev).index_add(
-                0, owner_t, torch.ones(len(owners), device=dev)
-            )
+            counts = norm.new_zeros(batch).index_add(0, owner_t, norm.new_ones(len(owners)))
             per_sample = totals / counts.clamp_min(1.0)
     return _reduce(per_sample, inc, reduction)
 
@@ -434,7 +474,9 @@ def inter_chunk_loss(
 # --------------------------------------------------------------------------- L_box, L_semi
 
 
-def box_mask(boxes: torch.Tensor | Sequence[Sequence[float]], height: int, width: int) -> torch.Tensor:
+def box_mask(
+    boxes: torch.Tensor | Sequence[Sequence[float]], height: int, width: int
+) -> torch.Tensor:
     """Filled-box masks ``[B, height, width]`` (float 0/1) from ``[B, 4]`` pixel boxes.
 
     Boxes are ``(x0, y0, x1, y1)`` with ``x1``/``y1`` exclusive, clipped to the image. The
@@ -474,11 +516,12 @@ def mask_cosine_loss(
             f"and {tuple(targets.shape)}"
         )
     batch, h, w = maps.shape
-    tgt = targets.to(device=maps.device, dtype=torch.float32)
+    maps = _f32(maps)
+    tgt = targets.to(device=maps.device, dtype=maps.dtype)
     if tgt.shape[-2:] != (h, w):
         tgt = F.interpolate(tgt[:, None], size=(h, w), mode="area")[:, 0]
     inc = _include_mask(include, batch)
-    dist = 1.0 - _cosine(maps.reshape(batch, -1).float(), tgt.reshape(batch, -1), eps)
+    dist = 1.0 - _cosine(maps.reshape(batch, -1), tgt.reshape(batch, -1), eps)
     keep = torch.tensor(inc, device=maps.device)
     per_sample = torch.where(keep, dist, torch.zeros_like(dist))
     if single and reduction == "none":

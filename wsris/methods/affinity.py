@@ -38,5 +38,6 @@ def refine_with_affinity(maps: torch.Tensor, affinity: torch.Tensor) -> torch.Te
             f"affinity {tuple(affinity.shape)} does not fit maps of {h}x{w} = {h * w} patches"
         )
     vec = maps.float().reshape(t, 1, h * w)  # row vectors: m^T A = (A^T m)^T
-    out = torch.matmul(vec, affinity.float())  # broadcasts a single image's affinity
+    with torch.autocast(device_type=maps.device.type, enabled=False):  # keep float32
+        out = torch.matmul(vec, affinity.float())  # broadcasts a single image's affinity
     return out.reshape(t, h, w)

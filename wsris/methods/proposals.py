@@ -155,6 +155,12 @@ class _Superpixels:
         self.length_matrix[self.src, self.dst] = self.length
         self.length_matrix[self.dst, self.src] = self.length
         step = np.linalg.norm(self.colour[self.src] - self.colour[self.dst], axis=1)
+        border = np.zeros((h, w), dtype=np.float32)
+        border[0, :] += 1
+        border[-1, :] += 1
+        border[:, 0] += 1
+        border[:, -1] += 1
+        self.border = np.bincount(flat, border.ravel(), self.num).astype(np.float32)
         self.colour_scale = max(float((step * self.length).sum() / self.length.sum()), 1e-6)
 
     def hierarchies(self, hg):
@@ -193,6 +199,8 @@ def _features(sp: _Superpixels, member: np.ndarray) -> dict[str, np.ndarray]:
     dist = np.linalg.norm(colour - ring_colour, axis=1) / sp.colour_scale
     feats["colour"] = np.where(ring_w > 0, dist, 0.0)
     feats["logarea"] = np.log(area / sp.area.sum())
+    perimeter = cut @ sp.length + m @ sp.border
+    feats["compact"] = np.log(4 * np.pi * area / np.maximum(perimeter, 1.0) ** 2)
     return feats
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -107,3 +108,39 @@ def best_slot_iou(a_slot: torch.Tensor, object_masks: torch.Tensor) -> torch.Ten
     union = o.sum(1, keepdim=True) + s.sum(1)[None] - inter
     iou = torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
     return iou.max(dim=1).values
+
+
+def _heat_colors(x: np.ndarray) -> np.ndarray:
+    """[0, 1] -> RGB uint8 on a blue-cyan-yellow-red ramp (no plotting library needed)."""
+    stops = np.array([[0, 0, 128], [0, 160, 255], [255, 230, 0], [220, 20, 0]], dtype=np.float32)
+    pos = np.clip(x, 0.0, 1.0) * (len(stops) - 1)
+    lo = np.minimum(pos.astype(int), len(stops) - 2)
+    frac = (pos - lo)[..., None]
+    return (stops[lo] * (1 - frac) + stops[lo + 1] * frac).astype(np.uint8)
+
+
+def top_entities_figure(
+    image: np.ndarray,
+    a_slot: torch.Tensor,
+    a_fuse: torch.Tensor,
+    k: int = 3,
+    alpha: float = 0.6,
+) -> tuple[np.ndarray, list[Entity]]:
+    """Paper Figure 5 as one RGB strip: the image, then the ``k`` most relevant entities'
+    ``A^slot`` maps (bilinearly resized, min-max normalised) blended over it.
+
+    ``image`` is ``H x W x 3`` uint8; returns the ``H x (k+1)W x 3`` uint8 strip and the
+    entities (index and ``A^fuse`` relevance, for captions).
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError("image must be an H x W x 3 array")
+    h, w = image.shape[:2]
+    entities = top_entities(a_slot, a_fuse, k)
+    panels = [image.astype(np.uint8)]
+    for e in entities:
+        m = F.interpolate(e.map[None, None], size=(h, w), mode="bilinear", align_corners=False)
+        m = m[0, 0]
+        m = ((m - m.min()) / (m.max() - m.min() + 1e-9)).numpy()
+        blend = (1 - alpha) * image.astype(np.float32) + alpha * _heat_colors(m)
+        panels.append(np.clip(blend, 0, 255).astype(np.uint8))
+    return np.concatenate(panels, axis=1), entities

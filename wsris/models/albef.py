@@ -171,8 +171,9 @@ def vit_attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     qkv = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
     q, k, _ = qkv.unbind(0)
     q, k = attn.q_norm(q), attn.k_norm(k)
-    scores = (q.float() * attn.scale) @ k.float().transpose(-2, -1)
-    return scores.softmax(dim=-1)
+    with torch.autocast(device_type=x.device.type, enabled=False):  # scores in float32
+        scores = (q.float() * attn.scale) @ k.float().transpose(-2, -1)
+        return scores.softmax(dim=-1)
 
 
 class AlbefModel(nn.Module):

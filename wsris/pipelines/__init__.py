@@ -7,6 +7,6 @@ a pipeline only turns tensors into maps.
 
 from __future__ import annotations
 
-from .base import Localize, LocalizationOutput, TextBatch
+from .base import LocalizationOutput, Localize, TextBatch
 
 __all__ = ["Localize", "LocalizationOutput", "TextBatch"]

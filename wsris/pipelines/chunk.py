@@ -140,9 +140,11 @@ def localize(
     average = options.get("average") or "words"
     if average not in AVERAGES:
         raise InvalidInputError(f"average must be one of {AVERAGES}, got {average!r}")
-    tau = float(options.get("proposal_tau", PROPOSAL_TAU))
-    if not 0.0 <= tau <= 1.0:
-        raise InvalidInputError(f"proposal_tau must lie in [0, 1], got {tau}")
+    tau = options.get("proposal_tau")
+    tau = PROPOSAL_TAU if tau is None else tau
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau <= 1.0:
+        raise InvalidInputError(f"proposal_tau must be a number in [0, 1], got {tau!r}")
+    tau = float(tau)
     max_proposals = options.get("max_proposals")
     if max_proposals is not None and (
         isinstance(max_proposals, bool) or not isinstance(max_proposals, int) or max_proposals < 1

@@ -94,10 +94,11 @@ def localize(
     target = F.normalize(text_feats.float(), dim=-1)
     cosine = torch.einsum("ntd,td->nt", fused.z.float(), target).mean(dim=0).cpu()
 
+    first = a_slot[0]  # one tensor shared by every text's stages
     outputs = []
     for t in range(text_feats.shape[0]):
         stages: dict[str, Any] = {
-            "a_slot": a_slot[0],
+            "a_slot": first,
             "a_fuse": a_fuse[0, t],
             "map": maps[t],
             "combine": opts["combine"],

@@ -67,6 +67,7 @@ class PairBatch:
     image_index: torch.Tensor  # [B_txt]: which row of pixel_values each text describes
     masks: torch.Tensor  # [B_txt, H, W] bool target masks at the model's input size
     kinds: list[str | None]
+    sample_ids: list[str]
 
     def to(self, device: torch.device) -> PairBatch:
         return PairBatch(
@@ -75,6 +76,7 @@ class PairBatch:
             self.image_index.to(device),
             self.masks.to(device),
             self.kinds,
+            self.sample_ids,
         )
 
 
@@ -103,4 +105,5 @@ class PairCollator:
             torch.tensor(index, dtype=torch.long),
             torch.stack(masks),
             [s.kind for s in samples],
+            [str(s.sample_id) for s in samples],
         )

@@ -54,7 +54,10 @@ class SagObjective(Objective):
             seen.add(key)
             sample = data[i]
             batch = self.collator([sample])
-            _, slots = self.model.encode_slots(batch.pixel_values.to(self.device), init="mean")
+            # Seeded sampling: with Ks > 1, the Gaussian means give Ks identical slots.
+            _, slots = self.model.encode_slots(
+                batch.pixel_values.to(self.device), init="sample", seed=0
+            )
             h, w = slots.grid
             a_slot = slots.a_slot[0].reshape(-1, h, w).float().cpu()
             masks = torch.stack([torch.from_numpy(m) for m in sample.object_masks])

@@ -1,0 +1,97 @@
+"""What the chunk model has learned, before localisation (feasibility.md's lesson):
+
+- ``itm_acc_balanced``: held-out ITM accuracy on balanced pairs (a val expression with
+  its own image, and with the image of another scene);
+- ``itm_acc_perturbed``: accuracy on attribute expressions against their twin with the
+  colour swapped to one that no object of that shape has in the scene (judged on the
+  Shapes-Ref ground truth, so the twin truly refers to nothing), balanced with the
+  positives;
+- ``gradcam_pick``: share of samples where the object with the highest mean Grad-CAM
+  (sentence map over the words) is the target, beside ``random_pick`` (the mean of
+  1 / number of objects, the random-object baseline).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..methods.gradcam import compute_gradcam, default_word_mask, sentence_map
+
+
+def perturb_colour(text: str, objects: list[Any], colours: list[str]) -> str | None:
+    """Swap the colour word of an attribute expression for one that makes it refer to
+    no object of the scene; None when the expression has no single colour word."""
+    words = text.split()
+    present = [i for i, w in enumerate(words) if w in colours]
+    shapes = [w for w in words if any(w == o.shape for o in objects)]
+    if len(present) != 1 or not shapes:
+        return None
+    taken = {o.colour for o in objects if o.shape == shapes[-1]}
+    options = [c for c in colours if c not in taken]
+    if not options:
+        return None
+    i = present[0]
+    choice = options[sum(map(ord, text)) % len(options)]  # deterministic
+    return " ".join([*words[:i], choice, *words[i + 1 :]])
+
+
+def _itm_scores(objective, pixel_values: torch.Tensor, texts: list[str]) -> torch.Tensor:
+    m = objective.model
+    batch = objective.tokenizer(texts).to(objective.device)
+    img = m.encode_image(pixel_values.to(objective.device)).tokens
+    img = img.expand(len(texts), -1, -1) if img.shape[0] == 1 else img
+    txt = m.encode_text(batch.input_ids, batch.attention_mask)
+    logits = m.itm_logits(m.fuse(txt, batch.attention_mask, img).hidden)
+    return F.softmax(logits.float(), dim=1)[:, 1]
+
+
+def matching_metrics(objective, limit: int) -> dict[str, float]:
+    data = objective.val_dataset()
+    if data is None or not hasattr(data, "scene"):
+        return {}
+    from ..data.shapes import COLOURS
+
+    colours = list(COLOURS)
+    model = objective.model
+    model.eval()
+    n = min(limit, len(data))
+    balanced, perturbed, picks, chance = [], [], [], []
+    for i in range(n):
+        sample = data[i]
+        scene = data.scene(data.image_key(i))
+        other = data[(i + 7 * data.per_scene) % len(data)]
+        pixels = objective.collator([sample]).pixel_values
+        pos, neg = _itm_scores(objective, pixels, [sample.text, other.text]).tolist()
+        balanced += [pos > 0.5, neg <= 0.5]
+        twin = perturb_colour(sample.text, scene.objects, colours)
+        if twin is not None and sample.kind == "attribute":
+            p, q = _itm_scores(objective, pixels, [sample.text, twin]).tolist()
+            perturbed += [p > 0.5, q <= 0.5]
+        batch = objective.tokenizer([sample.text]).to(objective.device)
+        with torch.enable_grad():
+            img = model.encode_image(pixels.to(objective.device)).tokens
+            cam = compute_gradcam(model, img, batch.input_ids, batch.attention_mask,
+                                  layer=objective.weights.get("gradcam_layer"))
+        smap = sentence_map(cam.maps, default_word_mask(batch.attention_mask))[0]
+        h, w = sample.mask.shape
+        up = F.interpolate(smap[None, None].float().cpu(), size=(h, w), mode="bilinear",
+                           align_corners=False)[0, 0].numpy()
+        means = [float(up[m].mean()) if m.any() else -np.inf for m in sample.object_masks]
+        target = next(k for k, m in enumerate(sample.object_masks) if (m == sample.mask).all())
+        picks.append(int(np.argmax(means)) == target)
+        chance.append(1.0 / len(sample.object_masks))
+    model.train()
+    out = {
+        "itm_acc_balanced": float(np.mean(balanced)),
+        "gradcam_pick": float(np.mean(picks)),
+        "random_pick": float(np.mean(chance)),
+    }
+    if perturbed:
+        out["itm_acc_perturbed"] = float(np.mean(perturbed))
+    return out
+
+
