@@ -190,6 +190,10 @@ def _features(sp: _Superpixels, member: np.ndarray) -> dict[str, np.ndarray]:
     for i, s in enumerate(sp.strength):
         feats[f"outer{i}"] = (cut @ (sp.length * s)) / cut_len
         feats[f"inner{i}"] = (inside @ (sp.length * s)) / in_len
+    outer = np.mean([feats[f"outer{i}"] for i in range(len(sp.strength))], axis=0)
+    inner = np.mean([feats[f"inner{i}"] for i in range(len(sp.strength))], axis=0)
+    feats["logouter"] = np.log(np.maximum(outer, 1e-3))
+    feats["logratio"] = np.log(np.maximum(outer, 1e-3) / (np.maximum(inner, 0) + 0.5))
     m = member.astype(np.float32)
     area = m @ sp.area.astype(np.float32)
     colour = (m * sp.area.astype(np.float32)) @ sp.colour / np.maximum(area, 1e-9)[:, None]

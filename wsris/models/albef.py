@@ -37,6 +37,10 @@ class AlbefConfig:
     vision_mlp_ratio: float = 4.0
     vision_layer_norm_eps: float = 1e-6
     vision_drop_path: float = 0.0
+    # Departure for tiny models trained from scratch (off for ALBEF): log2(patch) strided
+    # 3x3 convolutions instead of one patchify convolution, so tokens stay local.
+    conv_stem: bool = False
+    conv_stem_channels: int = 0  # 0: vision_width // 2
     text_width: int = 768
     text_layers: int = 12
     text_heads: int = 12
@@ -184,6 +188,13 @@ class AlbefModel(nn.Module):
         from timm.models.vision_transformer import VisionTransformer
 
         self.config = config
+        stem: dict[str, Any] = {}
+        if config.conv_stem:
+            from .layers import ConvStemPatchEmbed
+
+            stem["embed_layer"] = partial(
+                ConvStemPatchEmbed, stem_channels=config.conv_stem_channels
+            )
         self.visual_encoder = VisionTransformer(
             img_size=config.image_size,
             patch_size=config.patch_size,
@@ -196,6 +207,7 @@ class AlbefModel(nn.Module):
             qkv_bias=True,
             norm_layer=partial(nn.LayerNorm, eps=config.vision_layer_norm_eps),
             drop_path_rate=config.vision_drop_path,
+            **stem,
         )
         self.text_encoder = BertModel(config.bert_config())
         self.vision_proj = nn.Linear(config.vision_width, config.embed_dim)
