@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/wsris segment examples/shapes_scene.png "the large blue square" \
+	$(BIN)/wsris segment examples/shapes_scene.png "the large red circle" \
 		--model albef-chunk-shapes --out out/mask.png --overlay out/overlay.png \
 		--heatmap out/heatmap.png
 

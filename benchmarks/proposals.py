@@ -104,12 +104,14 @@ def _synthetic_samples(n: int, size: int, seed: int = 0):
 
 
 def _shapes_ref_samples(n: int, size: int):
-    """Shapes-Ref val scenes as (image, [object masks]), or None when unavailable."""
+    """The first ``n`` Shapes-Ref val scenes at ``size`` px as (image, [object masks]), or
+    None when ``wsris.data.shapes`` is not available."""
     try:
-        from wsris.data import shapes  # noqa: F401
+        from wsris.data.shapes import ShapesRef
     except ImportError:
         return None
-    return None  # adapted once the Shapes-Ref API exists
+    ds = ShapesRef("val", image_size=size)
+    return [(s.image, [o.mask for o in s.objects]) for s in (ds[i] for i in range(n))]
 
 
 def _photo_images():

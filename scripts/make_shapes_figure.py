@@ -2,13 +2,14 @@
 
 Usage: python scripts/make_shapes_figure.py [--split val] [--n 8] [--out docs/shapes_samples.png]
 
-Each panel shows one scene; each expression is printed under it with its kind, and the
-outline of the object it refers to is drawn in the colour of its line of text.
+Each panel shows one scene; each expression is printed under it with its kind tag, and
+the object it refers to is outlined (first expression black, second magenta).
 """
 
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 import cv2
@@ -20,8 +21,8 @@ import numpy as np  # noqa: E402
 
 from wsris.data.shapes import ShapesRef  # noqa: E402
 
-OUTLINE = [(0, 0, 0), (255, 255, 255), (255, 0, 255)]
-TEXT = ["black", "dimgray", "magenta"]
+OUTLINE = [(0, 0, 0), (255, 0, 255), (255, 255, 255)]
+TEXT = ["black", "darkmagenta", "dimgray"]
 SCALE = 3
 
 
@@ -43,12 +44,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--cols", type=int, default=4)
+    ap.add_argument("--dpi", type=int, default=72)
     ap.add_argument("--out", type=Path, default=Path("docs/shapes_samples.png"))
     args = ap.parse_args()
 
     ds = ShapesRef(args.split, variant=args.variant)
     rows = (args.n + args.cols - 1) // args.cols
-    fig, axes = plt.subplots(rows, args.cols, figsize=(3.2 * args.cols, 3.9 * rows))
+    fig, axes = plt.subplots(rows, args.cols, figsize=(3.0 * args.cols, 4.2 * rows))
     for ax in np.atleast_1d(axes).ravel():
         ax.axis("off")
     for k, ax in zip(range(args.n), np.atleast_1d(axes).ravel(), strict=False):
@@ -57,17 +59,21 @@ def main() -> None:
                          interpolation=cv2.INTER_NEAREST)
         for j, e in reversed(list(enumerate(sample.expressions))):
             big = draw_outline(big, sample.objects[e.target].mask, OUTLINE[j % 3],
-                               2 if j == 0 else 1)
+                               3)
         ax.imshow(big)
         ax.set_title(f"{args.split} #{args.start + k}", fontsize=9)
-        for j, e in enumerate(sample.expressions):
-            ax.text(0.0, -0.04 - 0.085 * j, f"[{e.kind}] {e.text}", transform=ax.transAxes,
-                    fontsize=8, va="top", color=TEXT[j % 3])
-    fig.suptitle("Shapes-Ref samples (outline: the object each expression refers to; "
-                 "first expression black, second grey)", fontsize=10)
-    fig.tight_layout()
+        lines = [(line, j) for j, e in enumerate(sample.expressions)
+                 for line in textwrap.wrap(f"[{e.kind}] {e.text}", 36)]
+        for k, (line, j) in enumerate(lines):
+            ax.text(0.0, -0.03 - 0.075 * k, line, transform=ax.transAxes, fontsize=8,
+                    va="top", color=TEXT[j % 3])
+    fig.suptitle("Shapes-Ref val: each expression's target is outlined "
+                 "(first expression black, second magenta)",
+                 fontsize=10)
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.92, bottom=0.1, wspace=0.1,
+                        hspace=0.6)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=90)
+    fig.savefig(args.out, dpi=args.dpi)
     print(f"wrote {args.out}")
 
 

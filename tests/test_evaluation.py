@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -194,11 +195,14 @@ def test_torchrun_cli_matches_single_process(tmp_path: Path):
     args = ["-m", "wsris.evaluation", "--data", "shapes:test", "--limit", "12",
             "--no-progress", "--seed", "4"]
     subprocess.run([sys.executable, *args, "--json", str(tmp_path / "one.json")],
-                   check=True, env=env, capture_output=True, cwd=tmp_path)
+                   check=True, env=env, capture_output=True, cwd=tmp_path, timeout=120)
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", "0"]
+                "--master_addr", "127.0.0.1", "--master_port", str(port)]
     proc = subprocess.run([*torchrun, *args, "--json", str(tmp_path / "two.json")],
-                          env=env, capture_output=True, text=True, cwd=tmp_path)
+                          env=env, capture_output=True, text=True, cwd=tmp_path, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())
@@ -227,6 +231,10 @@ def test_eval_cli_baselines_and_exported_data(tmp_path: Path):
     # The export holds the same 6 samples: the baselines score exactly the same.
     assert gen["metrics"] == ex["metrics"]
     assert [s["text"] for s in gen["samples"]] == [s["text"] for s in ex["samples"]]
+    from wsris.evaluation import load_dataset
+
+    assert len(load_dataset("shapes:val")) == 2000
+    assert load_dataset(f"shapes:unc:val@{tmp_path / 'ex'}")[0].text == gen["samples"][0]["text"]
     res = runner.invoke(eval_command, ["--data", "shapes:val", "--variant", "max"])
     assert isinstance(res.exception, InvalidInputError)
     res = runner.invoke(eval_command, ["--data", "nonsense"])

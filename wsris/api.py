@@ -198,19 +198,36 @@ class Segmenter:
             image=rgb,
         )
 
-    def save_pretrained(self, folder: str | Path, model_card: str | None = None) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``."""
-        from safetensors.torch import save_model
+    def save_pretrained(
+        self,
+        folder: str | Path,
+        model_card: str | None = None,
+        weights_dtype: str = "float32",
+    ) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``.
+
+        ``weights_dtype="float16"`` halves the file (what the bundled models use); loading
+        casts the weights back to the model's float32.
+        """
+        from safetensors.torch import save_file
 
         from .model_card import render_model_card
 
+        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+        if weights_dtype not in dtypes:
+            raise InvalidInputError(f"weights_dtype must be one of {sorted(dtypes)}")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = copy.deepcopy(self.config)
         config["wsris_version"] = __version__
         config.setdefault("name", self.name)
         (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        save_model(self.model, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        state = {
+            k: v.detach().to("cpu", dtypes[weights_dtype] if v.is_floating_point() else v.dtype)
+            .contiguous()
+            for k, v in self.model.state_dict().items()
+        }
+        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
         card = model_card if model_card is not None else render_model_card(config, self.spec)
         (folder / "README.md").write_text(card, encoding="utf-8")
         return folder

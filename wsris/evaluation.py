@@ -49,6 +49,7 @@ __all__ = [
     "centre_box",
     "baseline_masks",
     "variant_options",
+    "load_dataset",
     "evaluate",
     "run",
     "main",
@@ -140,6 +141,15 @@ def summarize(stats: Sequence[MaskStats]) -> dict[str, float]:
     out["precision"] = float(np.mean([s.precision for s in stats]))
     out["recall"] = float(np.mean([s.recall for s in stats]))
     return out
+
+
+def load_dataset(spec: str, *, seed: int = 0, length: int | None = None,
+                 image_root: str | Path | None = None) -> ReferringDataset:
+    """The evaluation dataset of a ``--data`` spec (``shapes:val``,
+    ``refcoco+:unc:val@/data/refer``, ...); see :func:`wsris.data.open_dataset`."""
+    from .data.spec import open_dataset
+
+    return open_dataset(spec, seed=seed, length=length, image_root=image_root)
 
 
 # --------------------------------------------------------------------------------------

@@ -195,19 +195,24 @@ def _default_manifest_text() -> str:
     return (resources.files("wsris") / "weights_manifest.json").read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=8)
-def _load_cached(path: str | None) -> dict[str, ModelSpec]:
-    text = _default_manifest_text() if path is None else Path(path).read_text(encoding="utf-8")
+def _parse_text(text: str, where: str) -> dict[str, ModelSpec]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"weights manifest {path or '(bundled)'} is not JSON: {exc}") from exc
+        raise ManifestError(f"weights manifest {where} is not JSON: {exc}") from exc
     return parse_manifest(data)
 
 
+@lru_cache(maxsize=1)
+def _bundled_manifest() -> dict[str, ModelSpec]:
+    return _parse_text(_default_manifest_text(), "(bundled)")
+
+
 def load_manifest(path: str | Path | None = None) -> dict[str, ModelSpec]:
-    """The specs of the bundled manifest, or of the manifest file at ``path``."""
-    return dict(_load_cached(None if path is None else str(path)))
+    """The specs of the bundled manifest (read once), or of the manifest file at ``path``."""
+    if path is None:
+        return dict(_bundled_manifest())
+    return _parse_text(Path(path).read_text(encoding="utf-8"), str(path))
 
 
 def get_spec(name: str, manifest: dict[str, ModelSpec] | None = None) -> ModelSpec:

@@ -49,7 +49,7 @@ def eval_command(model: str | None, data: str, limit: int | None, json_path: Pat
     \b
     Examples:
       wsris eval --model albef-chunk-shapes --data shapes:val --json val.json
-      wsris eval --model sag-shapes --variant max --data shapes:compositional
+      wsris eval --model sag-refcoco --variant max --data refcoco:unc:val@/data/refer
       wsris eval --model M --data refcoco+:unc:val@/data/refer --limit 1000
       wsris eval --data shapes:test                  # baselines only
     \b

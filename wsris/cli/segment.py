@@ -54,6 +54,12 @@ def segment_command(
     import wsris
 
     segmenter = wsris.load(model, device=device, dtype=dtype)
+    if segmenter.spec is not None and segmenter.spec.random_init:
+        click.echo(
+            f"wsris: warning: {segmenter.name} has RANDOMLY INITIALISED weights; its masks "
+            "are meaningless (see `wsris models`)",
+            err=True,
+        )
     results = segmenter.segment(image, list(texts), threshold=threshold)
     report = []
     for i, result in enumerate(results):

@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import DatasetError, InvalidInputError
 from .base import RefSample
+from .masks import mask_bbox
 
 __all__ = [
     "COLOURS",
@@ -118,9 +119,10 @@ class ShapesConfig:
         "red", "green", "blue", "yellow", "purple", "orange", "white", "cyan",
     )
     #: Nominal diameter ranges (fraction of the image side) of small and large objects:
-    #: 14-20 px and 31-45 px at 128 px, so a large object spans 4-6 tokens of an 8-px grid.
-    small_diameter: tuple[float, float] = (0.11, 0.16)
-    large_diameter: tuple[float, float] = (0.24, 0.35)
+    #: 18-23 px and 32-45 px at 128 px, so a large object spans 4-6 tokens of an 8-px grid
+    #: and a small one 2-3, and even a small hexagon shows its corners.
+    small_diameter: tuple[float, float] = (0.14, 0.18)
+    large_diameter: tuple[float, float] = (0.25, 0.35)
     #: Multiplies both diameter ranges (an "object scale" difficulty knob).
     scale: float = 1.0
     p_large: float = 0.5
@@ -324,8 +326,9 @@ def relation_value(rel: str, a: ShapeObject, b: ShapeObject, cfg: ShapesConfig) 
     """Whether ``a`` is ``rel`` ``b``: True (clearly), False (clearly not) or None (unclear).
 
     Directional relations need the displacement along the axis to exceed the margin and to
-    dominate the other axis; they are clearly false below half the margin or when the other
-    axis is more than twice as large. "next to" compares the gap between bounding circles
+    be at least 1.3 times that along the other axis (within about 37 degrees of the axis);
+    they are clearly false below half the margin or beyond about 63 degrees (the other
+    axis more than twice as large). "next to" compares the gap between bounding circles
     with ``near_distance`` (true below it, false beyond twice it).
     """
     s = cfg.image_size
@@ -349,7 +352,7 @@ def relation_value(rel: str, a: ShapeObject, b: ShapeObject, cfg: ShapesConfig) 
     else:
         raise ValueError(f"unknown relation {rel!r}")
     m = cfg.relation_margin * s
-    if d > m and d >= other:
+    if d > m and d >= 1.3 * other:
         return True
     if d <= m / 2 or d < other / 2:
         return False
@@ -656,7 +659,9 @@ def _place(rng, cfg: ShapesConfig, radii: Sequence[float]) -> list[tuple[float, 
 
 
 def _jitter(rng, rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    j = rng.integers(-14, 15, 3)
+    """Brightness jitter shared by the channels plus a small per-channel one, so a white
+    object stays neutral and every colour stays nearest to its own name."""
+    j = rng.integers(-12, 13) + rng.integers(-5, 6, 3)
     return tuple(int(v) for v in np.clip(np.array(rgb) + j, 0, 255))
 
 
@@ -678,6 +683,8 @@ def _render_scene(rng, cfg: ShapesConfig, split: str
     raw = []
     for (_, s, _), d, (cx, cy) in zip(specs, diam, centres, strict=True):
         angle = np.deg2rad(rng.uniform(-12, 12))
+        if s == "hexagon":  # kept upright: its flat top and bottom tell it from a circle
+            angle = 0.0
         raw.append(_shape_mask(s, cx, cy, d, angle, cfg.image_size))
     # Later objects are drawn on top: visible mask = own pixels minus later objects'.
     visible = []
@@ -691,16 +698,10 @@ def _render_scene(rng, cfg: ShapesConfig, split: str
         if not m.any() or m.sum() < 0.8 * full.sum():
             return None  # too occluded to be referred to
         objects.append(ShapeObject(
-            shape=s, colour=c, size=z, center=ctr, radius=float(r), bbox=_bbox(m), mask=m,
+            shape=s, colour=c, size=z, center=ctr, radius=float(r), bbox=mask_bbox(m), mask=m,
             rgb=_jitter(rng, COLOURS[c]),
         ))
     return objects, target
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    x, y = int(xs.min()), int(ys.min())
-    return (x, y, int(xs.max()) - x + 1, int(ys.max()) - y + 1)
 
 
 def _compose_image(rng, cfg: ShapesConfig, objects: Sequence[ShapeObject]) -> np.ndarray:

@@ -53,9 +53,7 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
     data = objective.val_dataset()
     if data is None or not hasattr(data, "scene"):
         return {}
-    from ..data.shapes import COLOURS
-
-    colours = list(COLOURS)
+    colours = list(data.scenes.config.colours)  # the colours the data actually uses
     model = objective.model
     model.eval()
     n = min(limit, len(data))
