@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 unexpected wsris error; 2 bad command-line usage (click);
 3 unusable image or text; 4 malformed manifest or config; 5 unknown or unpublished
 model; 6 weights not available (offline, not cached); 7 checksum or weight mismatch;
-8 device or dtype not available.
+8 device or dtype not available; 9 dataset files missing or malformed; 10 no spaCy
+English pipeline installed.
 """
 
 from __future__ import annotations

@@ -433,9 +433,9 @@ def proposal_ious(proposals: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise InvalidInputError(
             f"proposals {proposals.shape} and mask {mask.shape} must be [P,H,W] and [H,W]"
         )
-    flat = proposals.reshape(len(proposals), -1).astype(bool, copy=False)
-    if len(flat) == 0:
+    if len(proposals) == 0:
         return np.zeros(0, dtype=np.float64)
+    flat = proposals.reshape(len(proposals), -1).astype(bool, copy=False)
     m = mask.ravel()
     inter = np.count_nonzero(flat[:, m], axis=1)
     union = np.count_nonzero(flat, axis=1) + np.count_nonzero(m) - inter
