@@ -49,7 +49,7 @@ def test_outputs_and_stages(model: SagModel) -> None:
         assert torch.allclose(o.stages["a_fuse"].sum(), torch.tensor(1.0), atol=1e-5)
         want = combine_slot_maps(o.stages["a_slot"], o.stages["a_fuse"], "product")
         assert torch.allclose(o.heatmap, want, atol=1e-6)
-        assert o.stages["slot_init"] == "mean" and o.stages["combine"] == "product"
+        assert o.stages["slot_init"] == "sample" and o.stages["combine"] == "product"
         assert -1.0 <= o.score <= 1.0
     assert outs[0].stages["a_slot"] is outs[1].stages["a_slot"]  # one image, one A^slot
     assert not torch.equal(outs[0].stages["a_fuse"], outs[1].stages["a_fuse"])

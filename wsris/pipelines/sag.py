@@ -36,7 +36,7 @@ from .base import LocalizationOutput, TextBatch
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "combine": "product",
-    "slot_init": "mean",
+    "slot_init": "sample",
     "num_samples": 1,
     "seed": 0,
 }

@@ -34,7 +34,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "sag": {
         "preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"},
         "text": {"style": "bert", "max_length": 40},
-        "inference": {"threshold": 0.5, "combine": "product", "slot_init": "mean"},
+        "inference": {"threshold": 0.5, "combine": "product", "slot_init": "sample",
+                      "num_samples": 1, "seed": 0},
     },
 }
 
