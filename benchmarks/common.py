@@ -69,17 +69,22 @@ def interleaved(
     warmup: int,
     device: torch.device,
     reps_for: dict[str, int] | None = None,
+    warmup_for: dict[str, int] | None = None,
 ) -> Comparison:
     """Run every function ``warmup`` times untimed, then ``reps`` timed rounds.
 
-    The order of the functions is reversed every other round. ``reps_for`` may give some
-    functions fewer rounds (slow reference implementations): they then take part only in
-    the first rounds; paired ratios use the rounds both took part in.
+    The order of the functions is reversed every other round. ``reps_for`` and
+    ``warmup_for`` may give some functions fewer rounds (slow reference implementations,
+    already warm): they then take part only in the first rounds; paired ratios use the
+    rounds both took part in.
     """
     names = list(fns)
-    for _ in range(warmup):
+    warm = {name: warmup for name in names}
+    warm.update(warmup_for or {})
+    for r in range(max(warm.values(), default=0)):
         for name in names:
-            timed(fns[name], device)
+            if r < warm[name]:
+                timed(fns[name], device)
     out = Comparison({name: [] for name in names})
     limits = {name: reps for name in names}
     limits.update(reps_for or {})

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from .common import interleaved, measure_peak_mb, rounded, timed
+from .common import interleaved, measure_peak_mb, rounded
 from .models import BenchModel
 from .upstream import as_upstream
 
@@ -72,24 +70,30 @@ def compare_with_upstream(
     reps: int = 5,
     warmup: int = 1,
     upstream_budget: int | None = None,
+    check_count: int | None = None,
     memory: bool = True,
 ) -> dict[str, Any]:
     """wsris vs the upstream way for each number of expressions in ``counts``.
 
-    ``upstream_budget`` caps the expressions the upstream way runs per count (its cost
-    per expression does not depend on the count; paper-size models are slow): with
-    ``T`` expressions it takes part in ``max(1, min(reps, budget // T))`` rounds.
+    First both ways run on the first ``check_count`` expressions (default: all; padding
+    and batching included) and their maps are compared; this also warms the upstream
+    way up, whose work does not depend on the count (one expression at a time).
+    ``upstream_budget`` caps the expressions the upstream way runs per count (paper-size
+    models are slow): with ``T`` expressions it takes part in
+    ``max(1, min(reps, budget // T))`` rounds.
     """
     seg = bm.segmenter
     twin = as_upstream(seg)
+    upstream_mb = float("nan")
     options = COMPARED_OPTIONS[bm.method]
     device = seg.device
     texts = bm.texts[: max(counts)]
+    checked = texts[: check_count or len(texts)]
 
-    # 1. same maps? (all expressions at once: padding and batching included)
-    ours_all = seg.segment(bm.image, texts, **options)
-    upstream_all = twin.segment(bm.image, texts, **options)
+    ours_all = seg.segment(bm.image, checked, **options)
+    upstream_all = twin.segment(bm.image, checked, **options)
     check = map_differences(ours_all, upstream_all, COMPARED_MAPS[bm.method])
+    check["expressions"] = len(checked)
     del ours_all, upstream_all
 
     result: dict[str, Any] = {"model": bm.describe(), "options": _jsonable(options),
@@ -103,7 +107,8 @@ def compare_with_upstream(
         up_reps = reps
         if upstream_budget is not None:
             up_reps = max(1, min(reps, upstream_budget // count))
-        comp = interleaved(fns, reps, warmup, device, reps_for={"upstream": up_reps})
+        comp = interleaved(fns, reps, warmup, device, reps_for={"upstream": up_reps},
+                           warmup_for={"upstream": 0})
         entry: dict[str, Any] = {
             "ours": _figures(comp.times["ours"], count),
             "upstream": _figures(comp.times["upstream"], count),
@@ -112,7 +117,12 @@ def compare_with_upstream(
         }
         if memory:
             entry["ours"]["peak_memory_mb"] = measure_peak_mb(fns["ours"], device)
-            entry["upstream"]["peak_memory_mb"] = measure_peak_mb(fns["upstream"], device)
+            if upstream_budget is None or count == counts[0]:
+                upstream_mb = measure_peak_mb(fns["upstream"], device)
+                entry["upstream"]["peak_memory_mb"] = upstream_mb
+            else:  # one expression at a time: its peak is that of one expression
+                entry["upstream"]["peak_memory_mb"] = upstream_mb
+                entry["upstream"]["peak_memory_measured_with"] = counts[0]
         result["counts"][str(count)] = entry
     return result
 
@@ -149,17 +159,5 @@ def chunk_stages(
     return result
 
 
-def first_call_seconds(bm: BenchModel) -> float:
-    """Seconds of one call with one expression (no warm-up): what a first user call costs
-    after loading."""
-    seconds, _ = timed(lambda: bm.segmenter.segment(bm.image, bm.texts[0]), bm.segmenter.device)
-    return rounded(seconds)
-
-
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
-
-
-def set_threads(n: int | None) -> None:
-    if n:
-        torch.set_num_threads(n)
