@@ -8,6 +8,20 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A saved tiny SaG model (random weights, fixed seed) for API and CLI tests."""
+    from tests.test_api import tiny_sag_config
+    from wsris.api import Segmenter
+    from wsris.models import build_model
+
+    torch.manual_seed(0)
+    config = tiny_sag_config()
+    seg = Segmenter(build_model("sag", config["architecture"]), config, name="tiny", device="cpu")
+    return seg.save_pretrained(tmp_path_factory.mktemp("tiny"))

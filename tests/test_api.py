@@ -21,7 +21,6 @@ from wsris.errors import (
     WeightsMismatchError,
     WeightsNotAvailableError,
 )
-from wsris.models import build_model
 from wsris.models.sag import SagConfig
 
 COMMIT = "abcdef0123456789abcdef0123456789abcdef01"
@@ -37,14 +36,6 @@ def tiny_sag_config() -> dict:
         "inference": {"threshold": 0.5, "combine": "product", "slot_init": "sample",
                       "seed": 0},
     }
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    torch.manual_seed(0)
-    config = tiny_sag_config()
-    seg = Segmenter(build_model("sag", config["architecture"]), config, name="tiny", device="cpu")
-    return seg.save_pretrained(tmp_path_factory.mktemp("tiny"))
 
 
 def scene() -> np.ndarray:

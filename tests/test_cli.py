@@ -6,22 +6,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from tests.test_api import scene, tiny_sag_config
-from wsris.api import Segmenter
+from tests.test_api import scene
 from wsris.cli import main
-from wsris.models import build_model
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    config = tiny_sag_config()
-    seg = Segmenter(build_model("sag", config["architecture"]), config, name="t", device="cpu")
-    return seg.save_pretrained(tmp_path_factory.mktemp("m"))
 
 
 @pytest.fixture()
@@ -35,9 +24,9 @@ def run(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_segment_writes_mask_overlay_heatmap_and_json(model_dir, image, tmp_path):
+def test_segment_writes_mask_overlay_heatmap_and_json(tiny_folder, image, tmp_path):
     out = tmp_path / "o" / "mask.png"
-    res = run("segment", image, "the red square", "the blue one", "--model", model_dir,
+    res = run("segment", image, "the red square", "the blue one", "--model", tiny_folder,
               "--out", out, "--overlay", tmp_path / "ov.png", "--heatmap", tmp_path / "h.png",
               "--json")
     assert res.exit_code == 0, res.output
@@ -51,8 +40,8 @@ def test_segment_writes_mask_overlay_heatmap_and_json(model_dir, image, tmp_path
         assert Image.open(r["heatmap_path"]).mode == "RGB"
 
 
-def test_single_text_keeps_the_given_file_name(model_dir, image, tmp_path):
-    res = run("segment", image, "red", "--model", model_dir, "--out", tmp_path / "m.png",
+def test_single_text_keeps_the_given_file_name(tiny_folder, image, tmp_path):
+    res = run("segment", image, "red", "--model", tiny_folder, "--out", tmp_path / "m.png",
               "--threshold", "0.2")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "m.png").is_file() and "'red': mask" in res.output
@@ -69,8 +58,8 @@ def test_single_text_keeps_the_given_file_name(model_dir, image, tmp_path):
         (["segment", "{image}", "red", "--model", "{model}", "--threshold", "3"], 2, "range"),
     ],
 )
-def test_errors_are_one_line_with_their_exit_code(model_dir, image, tmp_path, args, code, needle):
-    filled = [a.format(image=image, model=model_dir, missing=tmp_path / "nope.png") for a in args]
+def test_errors_are_one_line_with_their_exit_code(tiny_folder, image, tmp_path, args, code, needle):
+    filled = [a.format(image=image, model=tiny_folder, missing=tmp_path / "nope.png") for a in args]
     res = run(*filled)
     assert res.exit_code == code, res.output
     assert needle in res.output
