@@ -93,11 +93,11 @@ def compare_with_upstream(
     ours_all = seg.segment(bm.image, checked, **options)
     upstream_all = twin.segment(bm.image, checked, **options)
     check = map_differences(ours_all, upstream_all, COMPARED_MAPS[bm.method])
-    check["expressions"] = len(checked)
     del ours_all, upstream_all
 
     result: dict[str, Any] = {"model": bm.describe(), "options": _jsonable(options),
-                              "texts": texts, "maps": check, "counts": {}}
+                              "texts": texts, "maps": check, "maps_compared_on": len(checked),
+                              "counts": {}}
     for count in counts:
         subset = texts[:count]
         fns = {

@@ -270,7 +270,8 @@ def format_tables(report: dict[str, Any]) -> str:
                     f"{_mb(o) + ' / ' + _mb(u):>19}")
             maps = ", ".join(f"{k} {v['max_abs_diff']:.2g} (rel {v['max_rel_diff']:.2g})"
                              for k, v in res["maps"].items())
-            lines.append(f"  same maps? max |ours - upstream|: {maps}")
+            lines.append(f"  same maps? max |ours - upstream| over {res['maps_compared_on']} "
+                         f"expressions: {maps}")
     for size, res in report["results"].get("stages", {}).items():
         lines.append("")
         lines.append(f"chunk pipeline stages, {size} (image {res['model']['image']}): "
@@ -397,10 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = rounded(time.perf_counter() - t0)
     report = {"schema": 1, "meta": meta, "results": results,
               "targets": check_targets(results)}
-    print()
-    print(format_tables(report))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
+    print()
+    print(format_tables(report))
     print(f"\nwrote {args.json}")
     return 0
 
