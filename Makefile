@@ -34,3 +34,6 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsris tests benchmarks scripts
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run

@@ -143,34 +143,35 @@ def run_sections(plan: Plan, device: torch.device, dtype: str | None,
                 f"{time.perf_counter() - t0:.1f} s")
         return cache[key]
 
+    sections = set(plan.sections)
     for method in ("chunk", "sag"):
-        if method not in plan.sections:
+        extra = "stages" if method == "chunk" else "experiments"
+        if not {method, extra, "profile"} & sections:
             continue
-        results[method] = {}
         for size in plan.sizes:
-            log(f"[{method}] {size}: wsris vs upstream for {COUNTS} expressions ...")
             bm = model(method, size)
-            results[method][size] = compare_with_upstream(
-                bm, COUNTS, plan.reps[size], plan.warmup, plan.upstream_budget[size],
-                plan.check_count[size])
-            if method == "chunk" and "stages" in plan.sections:
+            if method in sections:
+                log(f"[{method}] {size}: wsris vs upstream for {COUNTS} expressions ...")
+                results.setdefault(method, {})[size] = compare_with_upstream(
+                    bm, COUNTS, plan.reps[size], plan.warmup, plan.upstream_budget[size],
+                    plan.check_count[size])
+            if method == "chunk" and "stages" in sections:
                 log(f"[stages] {size}: chunk pipeline stage by stage ...")
                 results.setdefault("stages", {})[size] = chunk_stages(
                     bm, COUNTS, plan.stage_reps[size], plan.warmup)
-            if "profile" in plan.sections:
+            if "profile" in sections:
                 results.setdefault("profile", {}).setdefault(method, {})[size] = _profile(
                     bm, plan, log)
-            if method == "sag" and "experiments" in plan.sections:
-                from .experiments import text_grouping
+            if method == "sag" and "experiments" in sections:
+                from .experiments import cls_only, text_grouping
 
+                exp = results.setdefault("experiments", {})
                 log(f"[experiments] sag/{size}: padded vs length-grouped text batch ...")
-                results.setdefault("experiments", {}).setdefault("text_grouping", {})[
-                    size] = text_grouping(bm, 16, plan.reps[size], plan.warmup)
-    if "stages" in plan.sections and "chunk" not in plan.sections:
-        for size in plan.sizes:
-            log(f"[stages] {size}: chunk pipeline stage by stage ...")
-            results.setdefault("stages", {})[size] = chunk_stages(
-                model("chunk", size), COUNTS, plan.stage_reps[size], plan.warmup)
+                exp.setdefault("text_grouping", {})[size] = text_grouping(
+                    bm, 16, plan.reps[size], plan.warmup)
+                log(f"[experiments] sag/{size}: last text layer for [CLS] only ...")
+                exp.setdefault("cls_only_last_layer", {})[size] = cls_only(
+                    bm, 16, plan.reps[size], plan.warmup, plan.upstream_budget[size])
     cache.clear()
 
     if "experiments" in plan.sections:
@@ -324,10 +325,17 @@ def format_tables(report: dict[str, Any]) -> str:
     exp = report["results"].get("experiments", {})
     for size, g in exp.get("text_grouping", {}).items():
         lines.append(
-            f"experiment sag/{size}, 16 expressions: padded text batch {g['seconds_padded']:.3g}s"
-            f" vs equal-length groups {g['seconds_grouped']:.3g}s (x{g['speedup']:.2f}; "
+            f"experiment sag/{size}, 16 expressions: padded text batch {g['seconds_as_is']:.3g}s"
+            f" vs equal-length groups {g['seconds_patched']:.3g}s (x{g['speedup']:.2f}; "
             f"{g['tokens_computed_padded']} token slots for {g['tokens_real']} tokens; "
             f"map diff {g['maps']['map']['max_abs_diff']:.2g})")
+    for size, g in exp.get("cls_only_last_layer", {}).items():
+        up = g["against_upstream"]
+        lines.append(
+            f"experiment sag/{size}, 16 expressions: last text layer for [CLS] only "
+            f"{g['seconds_patched']:.3g}s vs {g['seconds_as_is']:.3g}s (x{g['speedup']:.2f}; "
+            f"map diff {g['maps']['map']['max_abs_diff']:.2g}); with it, wsris vs upstream "
+            f"x{up['speedup']:.3g} (paired x{up['speedup_paired']:.3g})")
     omp = exp.get("omp_wait_policy")
     if omp:
         cases = ", ".join(f"{c['omp_wait_policy']}/{c['threads']} thr {c['seconds_per_call']:.3g}s"
@@ -389,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "omp_wait_policy_applied": not _TORCH_WAS_IMPORTED,
         "load_average_start": load_average(),
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None
-                                                         else sys.argv[1:])]),
+        "command": " ".join(["python -m benchmarks.run",
+                             *(argv if argv is not None else sys.argv[1:])]),
     })
     t0 = time.perf_counter()
     results = run_sections(plan, device, dtype, args.threads)

@@ -4,20 +4,37 @@
 >>> seg = wsris.load("albef-chunk-shapes")
 >>> result = seg.segment("image.png", "the small red circle")
 >>> result.mask  # bool array at the original image size
+
+The public names are imported lazily, so ``import wsris`` (and ``wsris --help``) does not
+load torch until a model is used.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0.dev0"
 
-from .api import Segmenter, load  # noqa: E402
-from .errors import WsrisError  # noqa: E402
-from .registry import list_models  # noqa: E402
-from .result import SegmentationResult  # noqa: E402
+_EXPORTS = {
+    "Segmenter": ".api",
+    "load": ".api",
+    "SegmentationResult": ".result",
+    "WsrisError": ".errors",
+    "list_models": ".registry",
+}
 
-__all__ = ["Segmenter", "SegmentationResult", "WsrisError", "list_models", "load", "segment"]
+__all__ = [*_EXPORTS, "segment"]
 
 
-def segment(image, text, model: str = "albef-chunk-shapes", **kwargs):
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module 'wsris' has no attribute {name!r}")
+
+
+def segment(image: Any, text: str | list[str], model: str = "albef-chunk-shapes", **kwargs: Any):
     """One-shot helper: ``wsris.load(model).segment(image, text, **kwargs)``."""
+    from .api import load
+
     return load(model).segment(image, text, **kwargs)

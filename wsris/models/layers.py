@@ -10,9 +10,9 @@ from torch import nn
 
 
 class ConvStemPatchEmbed(nn.Module):
-    """Departure for tiny models: ``log2(patch)`` stride-2 3x3 convolutions with GELU and a
-    1x1 projection, in place of timm's single patchify convolution. Same interface as
-    ``timm.layers.PatchEmbed`` as far as ``VisionTransformer`` uses it."""
+    """Departure for tiny models: ``log2(patch)`` stride-2 3x3 convolutions with batch norm
+    and GELU, then a 1x1 projection, in place of timm's single patchify convolution. Same
+    interface as ``timm.layers.PatchEmbed`` as far as ``VisionTransformer`` uses it."""
 
     dynamic_img_pad = False
 
@@ -39,7 +39,14 @@ class ConvStemPatchEmbed(nn.Module):
         layers: list[nn.Module] = []
         width = in_chans
         for _ in range(int(math.log2(p))):
-            layers += [nn.Conv2d(width, c, 3, stride=2, padding=1), nn.GELU()]
+            # BatchNorm keeps the image signal at unit scale: without it the stem's
+            # output is small next to the position embedding and a from-scratch model
+            # collapses to image-independent tokens (measured: ITC stuck at log(B)).
+            layers += [
+                nn.Conv2d(width, c, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.GELU(),
+            ]
             width = c
         layers.append(nn.Conv2d(width, embed_dim, 1))
         self.proj = nn.Sequential(*layers)
