@@ -158,3 +158,31 @@ def test_bert_loader_keeps_cross_attention_and_rejects_foreign_keys():
     sd["bert.encoder.layer.0.extra.weight"] = torch.zeros(1)
     with pytest.raises(WeightsMismatchError, match="extra"):
         load_bert_weights(model, sd)
+
+
+def test_indexed_images_equal_gathered_copies_with_gradients():
+    from wsris.models.bert import IndexedImages
+
+    torch.manual_seed(0)
+    model = AlbefModel(AlbefConfig.tiny()).eval()
+    images = torch.randn(3, 3, 32, 32)
+    ids = torch.randint(1000, 2000, (5, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 4:] = 0
+    index = torch.tensor([2, 0, 0, 1, 2])
+
+    def logits(indexed: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        img = model.encode_image(images).tokens
+        txt = model.encode_text(ids, mask)
+        ctx = IndexedImages(img, index) if indexed else img[index]
+        out = model.itm_logits(model.fuse(txt, mask, ctx).hidden)
+        out[:, 1].sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    a, grads_a = logits(True)
+    b, grads_b = logits(False)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert len(grads_a) == len(grads_b) > 0
+    for ga, gb in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.albef import AlbefModel
+from ..models.bert import IndexedImages
 
 
 @dataclass
@@ -101,7 +102,7 @@ def _check_layer(model: AlbefModel, layer: int) -> None:
 
 def compute_gradcam(
     model: AlbefModel,
-    image_embeds: torch.Tensor,
+    image_embeds: torch.Tensor | IndexedImages,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     layer: int | None = None,
@@ -118,8 +119,10 @@ def compute_gradcam(
     """
     layer = model.config.default_gradcam_layer if layer is None else layer
     _check_layer(model, layer)
-    if create_graph:
+    if create_graph:  # an IndexedImages batch of images is fine here (training)
         return _gradcam_full(model, image_embeds, input_ids, attention_mask, layer, text_hidden)
+    if isinstance(image_embeds, IndexedImages):
+        image_embeds = image_embeds.gather()
     return _gradcam_efficient(model, image_embeds, input_ids, attention_mask, layer, text_hidden)
 
 

@@ -113,6 +113,21 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+@dataclass
+class IndexedImages:
+    """Image tokens ``[B_img, N, D]`` plus, for each text of a batch, the row it attends
+    to. Cross-attention then projects each image's keys and values once and gathers
+    them, instead of projecting a copy per text (training fuses every image with several
+    texts: its own, and hard negatives)."""
+
+    tokens: torch.Tensor
+    index: torch.Tensor  # [B] long
+
+    def gather(self) -> torch.Tensor:
+        """The plain ``[B, N, D]`` equivalent."""
+        return self.tokens[self.index]
+
+
 def _key_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
     """``[B, Lk]`` (1 = attend) -> boolean ``[B, 1, 1, Lk]``."""
     if mask is None:
@@ -144,17 +159,22 @@ class BertSelfAttention(nn.Module):
     def probs(
         self,
         hidden: torch.Tensor,
-        context: torch.Tensor,
+        context: torch.Tensor | IndexedImages,
         key_mask: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention probabilities ``[B, H, Lq, Lk]`` and the values ``[B', H, Lk, d]``.
 
         ``context`` (the key/value states) may have batch 1 for a query batch B: keys and
-        values are then computed once and broadcast.
+        values are then computed once and broadcast. An :class:`IndexedImages` context
+        computes them once per image and gathers one row per query.
         """
         q = self._heads(self.query(hidden))
-        k = self._heads(self.key(context))
-        v = self._heads(self.value(context))
+        if isinstance(context, IndexedImages):
+            k = self._heads(self.key(context.tokens))[context.index]
+            v = self._heads(self.value(context.tokens))[context.index]
+        else:
+            k = self._heads(self.key(context))
+            v = self._heads(self.value(context))
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
         if key_mask is not None:
             scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..losses.chunk import box_loss, inter_chunk_loss_batch, intra_chunk_loss_batch, semi_loss
 from ..methods.gradcam import compute_gradcam, default_word_mask, sentence_map
+from ..models.bert import IndexedImages
 from ..noun_chunks import chunk_batch
 from .objectives import Objective
 
@@ -83,7 +84,7 @@ class ChunkObjective(Objective):
 
         chunk_on = self.step >= int(w["chunk_losses_from_step"])
         need_cam = chunk_on and (w["intra"] or w["inter"] or w["box"] or w["semi"])
-        img_pos = img[image_index]
+        img_pos = IndexedImages(img, image_index)  # keys/values projected once per image
         if need_cam:
             cam = compute_gradcam(
                 m, img_pos, ids, mask, layer=w["gradcam_layer"], create_graph=True,
@@ -105,13 +106,13 @@ class ChunkObjective(Objective):
         logits, labels = [pos_logits], [torch.ones_like(image_index)]
         rows = (neg_img >= 0).nonzero().squeeze(1)
         if len(rows):
-            out = m.fuse(txt[rows], mask[rows], img[neg_img[rows]])
+            out = m.fuse(txt[rows], mask[rows], IndexedImages(img, neg_img[rows]))
             logits.append(m.itm_logits(out.hidden))
             labels.append(torch.zeros_like(rows))
         rows = (neg_txt >= 0).nonzero().squeeze(1)
         if len(rows):
             j = neg_txt[rows]
-            out = m.fuse(txt[j], mask[j], img_pos[rows])
+            out = m.fuse(txt[j], mask[j], IndexedImages(img, image_index[rows]))
             logits.append(m.itm_logits(out.hidden))
             labels.append(torch.zeros_like(rows))
         logits_all, labels_all = torch.cat(logits), torch.cat(labels)
