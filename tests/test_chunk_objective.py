@@ -58,3 +58,18 @@ def test_semi_labelled_share_is_stable_per_sample():
     a, b = _labelled(ids, 0.1), _labelled(list(reversed(ids)), 0.1)
     assert torch.equal(a, b.flip(0))  # depends on the sample, not its batch position
     assert 0.07 < float(a.float().mean()) < 0.13
+
+
+def test_perturbed_twin_refers_to_no_object():
+    from types import SimpleNamespace as Obj
+
+    from wsris.training.chunk_validation import perturb_colour
+
+    objects = [Obj(shape="circle", colour="red"), Obj(shape="circle", colour="blue"),
+               Obj(shape="square", colour="green")]
+    colours = ["red", "blue", "green", "white"]
+    twin = perturb_colour("the small red circle", objects, colours)
+    # only green and white circles are absent; the twin names one of them
+    assert twin in ("the small green circle", "the small white circle")
+    assert perturb_colour("the circle", objects, colours) is None  # no colour word
+    assert perturb_colour("red and blue circle", objects, colours) is None  # two colours
