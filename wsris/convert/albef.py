@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from ..errors import InvalidInputError, WeightsMismatchError
 from ..hub import sha256_file
 from ..models.albef import AlbefConfig, AlbefModel
+from ..state_dicts import check_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -168,19 +169,7 @@ def map_albef_state_dict(
 
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in AlbefModel(config).state_dict().items()}
-    missing = sorted(set(expected) - set(out))
-    unexpected = sorted(set(out) - set(expected))
-    wrong = sorted(
-        f"{k}: checkpoint {tuple(v.shape)} vs model {expected[k]}"
-        for k, v in out.items()
-        if k in expected and tuple(v.shape) != expected[k]
-    )
-    if missing or unexpected or wrong:
-        raise WeightsMismatchError(
-            "ALBEF checkpoint does not match the architecture; "
-            f"missing keys: {missing or 'none'}; unexpected keys: {unexpected or 'none'}; "
-            f"shape mismatches: {wrong or 'none'}"
-        )
+    check_state_dict("ALBEF checkpoint", expected, out)
     return out, report
 
 

@@ -35,7 +35,6 @@ place to change if a checkpoint uses another layout. Assumptions beyond those na
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -47,7 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidInputError, WeightsMismatchError
+from ..hub import sha256_file
 from ..models.sag import SagConfig, SagModel
+from ..state_dicts import check_state_dict
 
 IMG = r"encoders\.img_enc\."
 VIT = IMG + r"img_backbone\."
@@ -152,14 +153,6 @@ def _load_checkpoint(src: Path) -> dict[str, Any]:
             raise WeightsMismatchError(
                 f"{src}: not a checkpoint readable with torch.load(weights_only=True): {first}"
             ) from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _state_dict(ckpt: Any, src: Path) -> dict[str, torch.Tensor]:
@@ -356,23 +349,6 @@ def resize_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1) 
     return torch.cat([tok, x], dim=1)
 
 
-def check_strict(model_state: dict[str, torch.Tensor], ours: dict[str, torch.Tensor]) -> None:
-    """Missing, unexpected or mis-shaped keys -> :class:`WeightsMismatchError`."""
-    missing = sorted(set(model_state) - set(ours))
-    unexpected = sorted(set(ours) - set(model_state))
-    wrong = sorted(
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_state[k].shape)}"
-        for k, v in ours.items()
-        if k in model_state and tuple(v.shape) != tuple(model_state[k].shape)
-    )
-    if missing or unexpected or wrong:
-        raise WeightsMismatchError(
-            "converted SaG weights do not match the architecture; "
-            f"missing keys: {missing or 'none'}; unexpected keys: {unexpected or 'none'}; "
-            f"shape mismatches: {wrong or 'none'}"
-        )
-
-
 def saved_config(config: SagConfig, source: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``config.json`` of a SaG model folder."""
     out: dict[str, Any] = {
@@ -434,14 +410,14 @@ def convert_sag(
     )
     with torch.device("meta"):
         model = SagModel(config)
-    check_strict(model.state_dict(), ours)
+    check_state_dict("converted SaG weights", model.state_dict(), ours)
     model.load_state_dict(ours, strict=True, assign=True)  # final check by PyTorch itself
 
     iou = ckpt.get("iou")
     source = {
         "converted_from": "official Shatter and Gather checkpoint",
         "file": src.name,
-        "sha256": _sha256(src),
+        "sha256": sha256_file(src),
         "val_iou": float(iou) if isinstance(iou, (int, float)) or hasattr(iou, "item") else None,
         "dropped_keys": dropped,
     }

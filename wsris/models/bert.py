@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import WeightsMismatchError
+from ..state_dicts import check_state_dict
 
 
 @dataclass
@@ -451,20 +451,7 @@ def load_bert_weights(model: BertModel, state_dict: Mapping[str, torch.Tensor]) 
         else:
             clean[name] = value
     own = model.state_dict()
-    unexpected = sorted(set(clean) - set(own))
-    missing = sorted(set(own) - set(clean))
-    initialised = [k for k in missing if ".crossattention." in k]
-    missing = [k for k in missing if ".crossattention." not in k]
-    wrong = sorted(
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in clean.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    )
-    if unexpected or missing or wrong:
-        raise WeightsMismatchError(
-            "BERT weights do not fit the text encoder; "
-            f"missing: {missing or 'none'}; unexpected: {unexpected or 'none'}; "
-            f"shape mismatches: {wrong or 'none'}"
-        )
+    initialised = sorted(k for k in set(own) - set(clean) if ".crossattention." in k)
+    check_state_dict("BERT weights for the text encoder", own, clean, may_be_missing=initialised)
     model.load_state_dict(clean, strict=False)
     return BertLoadReport(sorted(dropped), initialised)
