@@ -43,4 +43,7 @@ def train_command(
     if device is not None:
         config.device = device
     result = train(config, resume=resume)
-    click.echo(f"done: {result}")
+    if result.suffix == ".pt":
+        click.echo(f"time limit reached; checkpoint {result}; run the same command to resume")
+    else:
+        click.echo(f"done: model in {result}")

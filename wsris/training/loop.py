@@ -163,7 +163,8 @@ def _batches(dataset, sampler: StepSampler, collate, start: int) -> Iterator[tup
 
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
-    """Train ``config``; return the folder of the exported model (``OUTPUT/model``)."""
+    """Train ``config``; return the folder of the exported model (``OUTPUT/model``), or
+    the checkpoint file when the time limit stopped training first."""
     from tqdm.auto import tqdm
 
     from .objectives import build_objective
@@ -258,13 +259,10 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
             checkpoint(done)
         minutes = (time.monotonic() - t0) / 60
         if sched.time_limit_minutes and minutes >= sched.time_limit_minutes:
-            step = done
-            checkpoint(done)
+            checkpoint(done)  # the same command resumes from here
             bar.close()
             dist.close()
-            return out
-    else:  # pragma: no cover - the generator never ends by itself
-        pass
+            return ckpt_path
     bar.close()
     final = max(step, start)
     checkpoint(final)
