@@ -125,3 +125,27 @@ def test_two_gloo_processes_train_and_agree(tmp_path):
     assert (out / "model" / "model.safetensors").is_file()
     lines = (out / "train_log.jsonl").read_text().splitlines()
     assert len(lines) == 3  # only rank 0 logs
+
+
+def test_curriculum_switches_data_at_the_stage_boundary(tmp_path):
+    from wsris.training.loop import StepSampler, _batches
+    from wsris.training.objectives import build_objective
+
+    stages_raw = [
+        {"spec": "shapes:train?image_size=32&length=8&variant=attributes", "until": 2},
+        {"spec": "shapes:train?image_size=32&length=8"},
+    ]
+    cfg = _config(tmp_path / "c", data={"train": stages_raw})
+    obj = build_objective(cfg, torch.device("cpu"))
+    stages = [(u, d, StepSampler(len(d), 4, k)) for k, (u, d) in enumerate(obj.train_stages())]
+    assert [u for u, _, _ in stages] == [2, None]
+    kinds = []
+    for step, batch in _batches(stages, list, 0):
+        kinds.append({s.kind for s in batch})
+        if step == 4:
+            break
+    assert kinds[0] == kinds[1] == {"attribute"}  # the attribute-only stage
+    assert stages[0][1].scenes.variant == "attributes" and stages[1][1].scenes.variant == "default"
+    bad = _config(tmp_path / "d", data={"train": [{"spec": "shapes:train"}, {"spec": "x"}]})
+    with pytest.raises(ManifestError, match="until"):
+        build_objective(bad, torch.device("cpu")).train_stages()

@@ -155,9 +155,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _batches(dataset, sampler: StepSampler, collate, start: int) -> Iterator[tuple[int, Any]]:
+def _batches(
+    stages: list[tuple[int | None, Any, StepSampler]], collate, start: int
+) -> Iterator[tuple[int, Any]]:
+    """Batches from the curriculum stage each step falls in (``until`` exclusive)."""
     step = start
     while True:
+        _, dataset, sampler = next(s for s in stages if s[0] is None or step < s[0])
         yield step, collate([dataset[i] for i in sampler.indices(step)])
         step += 1
 
@@ -201,8 +205,11 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
         torch.set_rng_state(state["torch_rng"].cpu())
         start, elapsed_before = int(state["step"]), float(state.get("elapsed", 0.0))
 
-    dataset = objective.train_dataset()
-    sampler = StepSampler(len(dataset), optim.batch_size, config.seed, dist.rank, dist.world)
+    stages = [
+        (until, data, StepSampler(len(data), optim.batch_size, config.seed + k, dist.rank,
+                                  dist.world))
+        for k, (until, data) in enumerate(objective.train_stages())
+    ]
     log_path = out / "train_log.jsonl"
     t0 = time.monotonic()
     sched = config.schedule
@@ -227,7 +234,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     )
     step = start
     model.train()
-    for step, batch in _batches(dataset, sampler, objective.collate, start):
+    for step, batch in _batches(stages, objective.collate, start):
         if step >= optim.total_steps:
             break
         objective.set_step(step)

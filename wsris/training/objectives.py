@@ -88,8 +88,33 @@ class Objective(nn.Module):
         self.collator = PairCollator(self.tokenizer, self.model_config["preprocessing"])
         self.step = 0
 
+    def train_stages(self) -> list[tuple[int | None, Any]]:
+        """``data.train`` as ``(until_step, dataset)`` pairs, the last open-ended.
+
+        ``train`` is one data spec, or a curriculum: a list of ``{spec, until}`` stages,
+        e.g. attribute phrases only until step 3000, then the full data.
+        """
+        raw = self.train_config.data.get("train")
+        if isinstance(raw, str):
+            return [(None, referring_dataset(raw))]
+        if not isinstance(raw, list) or not raw:
+            raise ManifestError("recipe: data.train must be a spec or a list of stages")
+        stages: list[tuple[int | None, Any]] = []
+        for i, stage in enumerate(raw):
+            last = i == len(raw) - 1
+            if not isinstance(stage, dict) or "spec" not in stage or set(stage) - {"spec", "until"}:
+                raise ManifestError(f"recipe: data.train[{i}] must be {{spec, until}}")
+            until = stage.get("until")
+            if (until is None) != last or (until is not None and stages and stages[-1][0] >= until):
+                raise ManifestError(
+                    "recipe: every curriculum stage but the last needs an increasing 'until'"
+                )
+            stages.append((until, referring_dataset(stage["spec"])))
+        return stages
+
     def train_dataset(self):
-        return referring_dataset(self.train_config.data["train"])
+        """The dataset of the last (or only) training stage."""
+        return self.train_stages()[-1][1]
 
     def val_dataset(self):
         spec = self.train_config.data.get("val")
