@@ -37,7 +37,9 @@ from .text import Tokenizer
 
 # Options each method's pipeline understands; anything else is a typo worth an error.
 METHOD_OPTIONS = {
-    "chunk": {"stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals"},
+    "chunk": {
+        "stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals", "average"
+    },
     "sag": {"combine", "slot_init", "num_samples", "seed"},
 }
 _INTERPOLATION = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
