@@ -29,7 +29,7 @@ from .errors import (
     WeightsMismatchError,
 )
 from .hub import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME, fetch, fetch_hf_repo
-from .images import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from .images import DEFAULT_MAX_PIXELS, ImageInput, load_image, to_model_input
 from .models import build_model
 from .registry import ModelSpec, get_spec, load_manifest, validate_config
 from .result import SegmentationResult
@@ -42,9 +42,6 @@ METHOD_OPTIONS = {
     },
     "sag": {"combine", "slot_init", "num_samples", "seed"},
 }
-_INTERPOLATION = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
-
-
 def read_config(folder: Path, what: str) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not path.is_file():
@@ -119,15 +116,7 @@ class Segmenter:
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` at the model's size."""
-        pre = self.config["preprocessing"]
-        height, width = pre["size"]
-        resample = _INTERPOLATION[pre.get("interpolation", "bicubic")]
-        resized = Image.fromarray(image).resize((width, height), resample)
-        x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)
-        mean = torch.tensor(pre["mean"], dtype=torch.float32)
-        std = torch.tensor(pre["std"], dtype=torch.float32)
-        x = (x - mean) / std
-        return x.permute(2, 0, 1).unsqueeze(0).contiguous().to(self.device)
+        return to_model_input(image, self.config["preprocessing"])[None].to(self.device)
 
     def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
         unknown = set(overrides) - METHOD_OPTIONS[self.method]

@@ -147,3 +147,22 @@ def _from_tensor(tensor: Any) -> np.ndarray:
             f"image tensors must be CxHxW with C in 1, 3, 4; got shape {tuple(tensor.shape)}"
         )
     return _from_numpy(tensor.detach().cpu().permute(1, 2, 0).numpy())
+
+
+_RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
+
+
+def to_model_input(image: np.ndarray, preprocessing: dict[str, Any]) -> Any:
+    """RGB uint8 ``(H, W, 3)`` -> normalised float ``[3, h, w]`` tensor at the model's
+    input size (``preprocessing``: ``size``, ``mean``, ``std``, ``interpolation``), the
+    same for inference and training."""
+    import torch
+
+    height, width = preprocessing["size"]
+    if image.shape[:2] != (height, width):
+        resample = _RESAMPLE[preprocessing.get("interpolation", "bicubic")]
+        image = np.asarray(Image.fromarray(image).resize((width, height), resample))
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)
+    mean = torch.tensor(preprocessing["mean"], dtype=torch.float32)
+    std = torch.tensor(preprocessing["std"], dtype=torch.float32)
+    return ((x - mean) / std).permute(2, 0, 1).contiguous()

@@ -16,10 +16,9 @@ import torch
 from PIL import Image
 
 from ..errors import InvalidInputError
+from ..images import to_model_input
 from ..pipelines.base import TextBatch
 from ..text import Tokenizer
-
-_INTERPOLATION = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
 
 
 def _coerce(value: str) -> Any:
@@ -46,18 +45,6 @@ def referring_dataset(spec: str):
     from ..evaluation import load_dataset
 
     return load_dataset(spec)
-
-
-def to_pixels(image: np.ndarray, preprocessing: dict[str, Any]) -> torch.Tensor:
-    """RGB uint8 -> normalised ``[3, H, W]`` float tensor at the model's input size."""
-    height, width = preprocessing["size"]
-    if image.shape[:2] != (height, width):
-        resample = _INTERPOLATION[preprocessing.get("interpolation", "bicubic")]
-        image = np.asarray(Image.fromarray(image).resize((width, height), resample))
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32) / 255.0)
-    mean = torch.tensor(preprocessing["mean"], dtype=torch.float32)
-    std = torch.tensor(preprocessing["std"], dtype=torch.float32)
-    return ((x - mean) / std).permute(2, 0, 1).contiguous()
 
 
 @dataclass
@@ -95,7 +82,7 @@ class PairCollator:
         for s in samples:
             if s.image_id not in rows:
                 rows[s.image_id] = len(pixels)
-                pixels.append(to_pixels(s.image, self.preprocessing))
+                pixels.append(to_model_input(s.image, self.preprocessing))
             index.append(rows[s.image_id])
             m = Image.fromarray(s.mask.astype(np.uint8) * 255).resize((width, height))
             masks.append(torch.from_numpy(np.asarray(m) > 127))
