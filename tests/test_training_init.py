@@ -1,0 +1,75 @@
+"""Pretrained starting points of the training recipes (``model.init``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wsris.errors import ManifestError, WeightsMismatchError, WeightsNotAvailableError
+from wsris.models.sag import SagConfig, SagModel, build_vit
+from wsris.training import init as init_mod
+
+
+def _tiny_sag(**kw) -> SagModel:
+    torch.manual_seed(0)
+    return SagModel(SagConfig.tiny(conv_stem=False, **kw))
+
+
+def test_timm_weights_load_into_the_sag_vit(monkeypatch):
+    model = _tiny_sag()
+    # a "pretrained" timm ViT of the same sizes, plus a classifier head that must be dropped
+    donor = build_vit(model.config)
+    with torch.no_grad():
+        for p in donor.parameters():
+            p.normal_()
+    weights = dict(donor.state_dict())
+    weights["head.weight"] = torch.zeros(10, model.config.vit_width)
+    monkeypatch.setattr(init_mod, "timm_state_dict", lambda name: weights)
+    init_mod.initialise(model, {"image_encoder": "timm:some_vit"})
+    for key, value in donor.state_dict().items():
+        assert torch.equal(model.image_encoder.state_dict()[key], value), key
+
+
+def test_timm_weights_of_another_size_are_refused(monkeypatch):
+    model = _tiny_sag()
+    other = build_vit(SagConfig.tiny(conv_stem=False, vit_width=32, vit_heads=2))
+    monkeypatch.setattr(init_mod, "timm_state_dict", lambda name: other.state_dict())
+    with pytest.raises(WeightsMismatchError):
+        init_mod.initialise(model, {"image_encoder": "timm:some_vit"})
+
+
+def test_hf_bert_from_a_local_folder(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    model = _tiny_sag()
+    c = model.config
+    bert = BertModel(
+        BertConfig(
+            vocab_size=model.text_encoder.embeddings.word_embeddings.num_embeddings,
+            hidden_size=c.text_width,
+            num_hidden_layers=c.text_depth,
+            num_attention_heads=c.text_heads,
+            intermediate_size=c.text_intermediate,
+            max_position_embeddings=c.text_max_positions,
+        )
+    )
+    bert.save_pretrained(tmp_path)
+    init_mod.initialise(model, {"text_encoder": f"hf:{tmp_path}"})
+    ours = model.text_encoder.embeddings.word_embeddings.weight
+    assert torch.equal(ours, bert.embeddings.word_embeddings.weight)
+
+
+def test_missing_hub_weights_while_offline_raise_a_typed_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(WeightsNotAvailableError, match="not-a-cached-model"):
+        init_mod.hf_bert_state_dict("wsris-test/not-a-cached-model")
+
+
+@pytest.mark.parametrize(
+    "init",
+    [{"text_encoder": "bert"}, {"image_encoder": "vit_small"}, {"vision": "timm:x"}],
+)
+def test_bad_init_options_are_refused(init):
+    with pytest.raises(ManifestError):
+        init_mod.initialise(_tiny_sag(), init)
