@@ -98,6 +98,26 @@ def test_exported_model_loads_and_segments(tmp_path):
     assert "recipe" in (folder / "README.md").read_text().lower()
 
 
+def test_export_only_writes_the_checkpoints_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    from wsris.errors import WeightsNotAvailableError
+    from wsris.training import export_checkpoint
+
+    with pytest.raises(WeightsNotAvailableError, match="no checkpoint"):
+        export_checkpoint(_config(tmp_path / "none"))
+    cfg = _config(tmp_path / "r")
+    cfg.schedule.time_limit_minutes = 1e-9  # stop after one step, with a checkpoint
+    train(cfg, progress=False)
+    folder = export_checkpoint(_config(tmp_path / "r"))
+    assert folder.name == "model-step1"
+    state = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)
+    saved = load_file(folder / "model.safetensors")
+    for key, value in saved.items():
+        torch.testing.assert_close(value, state["model"][key].to(value.dtype), msg=key)
+    assert "1 steps" in (folder / "README.md").read_text()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,6 +17,8 @@ import click
 @click.option("--device", default=None, help="auto, cpu, cuda (default: the recipe's).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from OUTPUT/checkpoints/last.pt when it exists.")
+@click.option("--export-only", is_flag=True,
+              help="Do not train: export the last checkpoint's model to OUTPUT/model-stepN.")
 def train_command(
     recipe: Path,
     output_dir: Path | None,
@@ -24,6 +26,7 @@ def train_command(
     time_limit: float | None,
     device: str | None,
     resume: bool,
+    export_only: bool,
 ) -> None:
     """Train a model from a recipe (configs/*.yaml); both methods share this loop.
 
@@ -31,7 +34,7 @@ def train_command(
     Multi-process / multi-GPU:
       torchrun --nproc_per_node 2 -m wsris.cli train configs/sag_shapes.yaml
     """
-    from ..training import TrainConfig, train
+    from ..training import TrainConfig, export_checkpoint, train
 
     config = TrainConfig.from_yaml(recipe)
     if output_dir is not None:
@@ -42,6 +45,9 @@ def train_command(
         config.schedule.time_limit_minutes = time_limit
     if device is not None:
         config.device = device
+    if export_only:
+        click.echo(f"exported {export_checkpoint(config)}")
+        return
     result = train(config, resume=resume)
     if result.suffix == ".pt":
         click.echo(f"time limit reached; checkpoint {result}; run the same command to resume")

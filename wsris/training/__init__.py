@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .config import TrainConfig
-from .loop import train
+from .loop import export_checkpoint, train
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "export_checkpoint", "train"]

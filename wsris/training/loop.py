@@ -275,10 +275,30 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     checkpoint(final)
     if dist.main:
         _validate(objective, final, sched.eval_limit, out, elapsed_before + time.monotonic() - t0)
-        objective.export(out / "model", total_seconds=elapsed_before + time.monotonic() - t0)
+        objective.export(out / "model", total_seconds=elapsed_before + time.monotonic() - t0,
+                         step=final)
     dist.barrier()
     dist.close()
     return out / "model"
+
+
+def export_checkpoint(config: TrainConfig, folder: Path | None = None) -> Path:
+    """Export the model of a run's last checkpoint (``OUTPUT/checkpoints/last.pt``) as a
+    model folder, e.g. from a run stopped by its time limit. Returns the folder
+    (default ``OUTPUT/model-step{N}``)."""
+    from ..errors import WeightsNotAvailableError
+    from .objectives import build_objective
+
+    out = Path(config.output_dir)
+    ckpt_path = out / "checkpoints" / CHECKPOINT
+    if not ckpt_path.is_file():
+        raise WeightsNotAvailableError(f"no checkpoint at {ckpt_path}: train first")
+    objective = build_objective(config, torch.device("cpu"))
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    objective.model.load_state_dict(state["model"])
+    step = int(state["step"])
+    folder = out / f"model-step{step}" if folder is None else Path(folder)
+    return objective.export(folder, total_seconds=float(state.get("elapsed", 0.0)), step=step)
 
 
 def _validate(objective, step: int, limit: int, out: Path, seconds: float) -> None:

@@ -157,12 +157,13 @@ class Objective(nn.Module):
             out[f"mIoU_{kind}"] = per["model"]["mIoU"]
         return out
 
-    def export(self, folder: Path, total_seconds: float) -> Path:
+    def export(self, folder: Path, total_seconds: float, step: int | None = None) -> Path:
         config = self.model_config
+        steps = "" if step is None else f" over {step} steps"
         config["card"] = {
             "data": self.train_config.data.get("train", ""),
             "recipe": "```json\n" + json.dumps(self.train_config.to_dict(), indent=2, default=str)
-            + f"\n```\n\nTraining wall time: {total_seconds / 3600:.2f} h.",
+            + f"\n```\n\nTraining wall time: {total_seconds / 3600:.2f} h{steps}.",
         }
         self.model.eval()
         return self.segmenter().save_pretrained(folder)
