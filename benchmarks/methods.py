@@ -135,12 +135,12 @@ def chunk_stages(
     one (Grad-CAM; + affinity; + proposals = all stages), interleaved; and the proposal
     step alone on the image the pipeline gives it."""
     from wsris.methods.proposals import generate_proposals
-    from wsris.pipelines.chunk import _working_image
+    from wsris.pipelines.chunk import proposal_image
 
     seg = bm.segmenter
     device = seg.device
     max_proposals = seg.config["inference"].get("max_proposals") or 200
-    work = _working_image(bm.image)
+    work = proposal_image(bm.image)
     result: dict[str, Any] = {"model": bm.describe(), "counts": {}}
     for count in counts:
         subset = bm.texts[:count]

@@ -38,7 +38,7 @@ def _chunk_once(bm: BenchModel, count: int) -> dict[str, float]:
     from wsris.methods.affinity import patch_affinity, refine_with_affinity
     from wsris.methods.gradcam import compute_gradcam, default_word_mask, sentence_map
     from wsris.methods.proposals import generate_proposals, select_proposal
-    from wsris.pipelines.chunk import _normalised, _working_image
+    from wsris.pipelines.chunk import _normalised, proposal_image
 
     seg = bm.segmenter
     model = seg.model
@@ -64,7 +64,7 @@ def _chunk_once(bm: BenchModel, count: int) -> dict[str, float]:
     assert vision.attention is not None
     refined = refine_with_affinity(averaged, patch_affinity(vision.attention.cpu()))
     clock.lap("word average + affinity")
-    work = _working_image(rgb)
+    work = proposal_image(rgb)
     proposals = generate_proposals(work, opts.get("max_proposals") or 200)
     clock.lap("proposals")
     for t in range(refined.shape[0]):

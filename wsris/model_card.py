@@ -15,6 +15,21 @@ _PAPERS = {
 }
 
 
+def describe_data(data: Any) -> str:
+    """A data spec, or a curriculum (a list of ``{spec, until}`` stages), as Markdown."""
+    if isinstance(data, list):
+        stages = []
+        for stage in data:
+            if isinstance(stage, dict):
+                until = stage.get("until")
+                tail = f" until step {until}" if until is not None else " to the end"
+                stages.append(f"- `{stage.get('spec', '?')}`{tail}")
+            else:
+                stages.append(f"- `{stage}`")
+        return "Curriculum:\n\n" + "\n".join(stages)
+    return str(data) if data else ""
+
+
 def render_model_card(config: dict[str, Any], spec: ModelSpec | None = None) -> str:
     """A Markdown card from the config (and the manifest entry, when there is one)."""
     name = config.get("name") or (spec.name if spec else "wsris model")
@@ -36,7 +51,7 @@ def render_model_card(config: dict[str, Any], spec: ModelSpec | None = None) -> 
         "",
         "## Training data",
         "",
-        card.get("data") or (spec.training_data if spec else "") or "Not recorded.",
+        describe_data(card.get("data")) or (spec.training_data if spec else "") or "Not recorded.",
         "",
         "## Recipe",
         "",

@@ -96,7 +96,8 @@ def _normal(t: torch.Tensor) -> torch.Tensor:
     return t.clone() if t.is_inference() else t
 
 
-def _working_image(image: np.ndarray) -> np.ndarray:
+def proposal_image(image: np.ndarray) -> np.ndarray:
+    """The image the proposals are computed on: at most ``PROPOSAL_MAX_SIDE`` px a side."""
     h, w = image.shape[:2]
     scale = PROPOSAL_MAX_SIDE / max(h, w)
     if scale >= 1.0:
@@ -176,7 +177,7 @@ def localize(
     if "proposals" in stages:
         from ..methods.proposals import generate_proposals
 
-        small = _working_image(image)
+        small = proposal_image(image)
         kwargs = {} if max_proposals is None else {"max_proposals": max_proposals}
         proposals = generate_proposals(small, **kwargs)
 
