@@ -73,3 +73,22 @@ def test_perturbed_twin_refers_to_no_object():
     assert twin in ("the small green circle", "the small white circle")
     assert perturb_colour("the circle", objects, colours) is None  # no colour word
     assert perturb_colour("red and blue circle", objects, colours) is None  # two colours
+
+
+def test_pair_ranking_sees_a_model_that_is_calibrated_low(monkeypatch):
+    """Positives at 0.3 and negatives at 0.2: accuracy at 0.5 reads chance, the pair
+    ranking reads a perfect ranker."""
+    from wsris.training import chunk_validation
+
+    cfg = {**TINY, "data": {**TINY["data"], "val": "shapes:val?image_size=32&length=12"}}
+    obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))
+
+    def scores(objective, pixels, texts):
+        return torch.tensor([0.3] + [0.2] * (len(texts) - 1))
+
+    monkeypatch.setattr(chunk_validation, "_itm_scores", scores)
+    out = chunk_validation.matching_metrics(obj, limit=12)
+    assert out["itm_acc_balanced"] == 0.5
+    assert out["itm_pair_balanced"] == 1.0
+    if "itm_pair_perturbed" in out:
+        assert out["itm_acc_perturbed"] == 0.5 and out["itm_pair_perturbed"] == 1.0

@@ -118,6 +118,19 @@ def test_export_only_writes_the_checkpoints_weights(tmp_path):
     assert "1 steps" in (folder / "README.md").read_text()
 
 
+def test_validate_only_reports_the_checkpoints_step_and_metrics(tmp_path):
+    from wsris.training import validate_checkpoint
+
+    data = {**TINY_SAG["data"], "val": "shapes:val?image_size=32&length=6"}
+    cfg = _config(tmp_path / "v", data=data)
+    cfg.schedule.time_limit_minutes = 1e-9
+    train(cfg, progress=False)
+    metrics = validate_checkpoint(_config(tmp_path / "v", data=data), limit=6)
+    assert metrics["step"] == 1
+    assert 0.0 <= metrics["best_slot_iou"] <= 1.0 and 0.0 <= metrics["mIoU"] <= 1.0
+    assert metrics["mIoU_random_object"] > 0  # the baselines ran on the same samples
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -72,6 +72,10 @@ METHOD_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "max": {"combine": "max"},
         "avg": {"combine": "avg"},
         "min": {"combine": "min"},
+        # deterministic slot initialisations (issue: measure both, document the choice)
+        "mean-init": {"slot_init": "mean"},
+        "sample-init": {"slot_init": "sample", "seed": 0, "num_samples": 1},
+        "sample3-init": {"slot_init": "sample", "seed": 0, "num_samples": 3},
     },
 }
 

@@ -9,7 +9,9 @@ import click
 _VARIANT_HELP = (
     "Method variant (the papers' ablations). chunk: gradcam | affinity | proposals "
     "(Grad-CAM only, + affinity, + proposals); sag: product | max | avg | min "
-    "(A^fuse.A^slot, MAX, AVG, MIN). Default: the model's own setting."
+    "(A^fuse.A^slot, MAX, AVG, MIN), mean-init | sample-init | sample3-init (slots from "
+    "the Gaussian means, one seeded draw, three seeded draws averaged). Default: the "
+    "model's own setting."
 )
 
 

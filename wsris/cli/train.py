@@ -19,6 +19,11 @@ import click
               help="Continue from OUTPUT/checkpoints/last.pt when it exists.")
 @click.option("--export-only", is_flag=True,
               help="Do not train: export the last checkpoint's model to OUTPUT/model-stepN.")
+@click.option("--validate-only", is_flag=True,
+              help="Do not train: run the recipe's validation on the last checkpoint and "
+              "print it as JSON (--limit samples).")
+@click.option("--limit", type=int, default=None,
+              help="With --validate-only: val samples (default: schedule.eval_limit).")
 def train_command(
     recipe: Path,
     output_dir: Path | None,
@@ -27,6 +32,8 @@ def train_command(
     device: str | None,
     resume: bool,
     export_only: bool,
+    validate_only: bool,
+    limit: int | None,
 ) -> None:
     """Train a model from a recipe (configs/*.yaml); both methods share this loop.
 
@@ -34,7 +41,9 @@ def train_command(
     Multi-process / multi-GPU:
       torchrun --nproc_per_node 2 -m wsris.cli train configs/sag_shapes.yaml
     """
-    from ..training import TrainConfig, export_checkpoint, train
+    import json
+
+    from ..training import TrainConfig, export_checkpoint, train, validate_checkpoint
 
     config = TrainConfig.from_yaml(recipe)
     if output_dir is not None:
@@ -45,6 +54,9 @@ def train_command(
         config.schedule.time_limit_minutes = time_limit
     if device is not None:
         config.device = device
+    if validate_only:
+        click.echo(json.dumps(validate_checkpoint(config, limit), indent=1))
+        return
     if export_only:
         click.echo(f"exported {export_checkpoint(config)}")
         return

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .config import TrainConfig
-from .loop import export_checkpoint, train
+from .loop import export_checkpoint, train, validate_checkpoint
 
-__all__ = ["TrainConfig", "export_checkpoint", "train"]
+__all__ = ["TrainConfig", "export_checkpoint", "train", "validate_checkpoint"]

@@ -6,6 +6,10 @@
   colour swapped to one that no object of that shape has in the scene (judged on the
   Shapes-Ref ground truth, so the twin truly refers to nothing), balanced with the
   positives;
+- ``itm_pair_balanced`` / ``itm_pair_perturbed``: the share of those pairs whose positive
+  scores above its negative. Accuracy at 0.5 reads a model that ranks well but is
+  calibrated low (training sees two negatives per positive) as chance; the pair ranking
+  does not depend on calibration;
 - ``gradcam_pick``: share of samples where the object with the highest mean Grad-CAM
   (sentence map over the words) is the target, beside ``random_pick`` (the mean of
   1 / number of objects, the random-object baseline).
@@ -58,6 +62,7 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
     model.eval()
     n = min(limit, len(data))
     balanced, perturbed, picks, chance = [], [], [], []
+    pair_balanced, pair_perturbed = [], []
     for i in range(n):
         sample = data[i]
         scene = data.scene(data.image_key(i))
@@ -65,10 +70,12 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
         pixels = objective.collator([sample]).pixel_values
         pos, neg = _itm_scores(objective, pixels, [sample.text, other.text]).tolist()
         balanced += [pos > 0.5, neg <= 0.5]
+        pair_balanced.append(pos > neg)
         twin = perturb_colour(sample.text, scene.objects, colours)
         if twin is not None and sample.kind == "attribute":
             p, q = _itm_scores(objective, pixels, [sample.text, twin]).tolist()
             perturbed += [p > 0.5, q <= 0.5]
+            pair_perturbed.append(p > q)
         batch = objective.tokenizer([sample.text]).to(objective.device)
         with torch.enable_grad():
             img = model.encode_image(pixels.to(objective.device)).tokens
@@ -85,11 +92,13 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
     model.train()
     out = {
         "itm_acc_balanced": float(np.mean(balanced)),
+        "itm_pair_balanced": float(np.mean(pair_balanced)),
         "gradcam_pick": float(np.mean(picks)),
         "random_pick": float(np.mean(chance)),
     }
     if perturbed:
         out["itm_acc_perturbed"] = float(np.mean(perturbed))
+        out["itm_pair_perturbed"] = float(np.mean(pair_perturbed))
     return out
 
 

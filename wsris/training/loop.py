@@ -282,23 +282,36 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     return out / "model"
 
 
+def _objective_at_checkpoint(config: TrainConfig):
+    """The run's objective with the model of its last checkpoint, and that checkpoint."""
+    from ..errors import WeightsNotAvailableError
+    from .objectives import build_objective
+
+    ckpt_path = Path(config.output_dir) / "checkpoints" / CHECKPOINT
+    if not ckpt_path.is_file():
+        raise WeightsNotAvailableError(f"no checkpoint at {ckpt_path}: train first")
+    objective = build_objective(config, resolve_device(config.device))
+    state = torch.load(ckpt_path, map_location=objective.device, weights_only=True)
+    objective.model.load_state_dict(state["model"])
+    return objective, state
+
+
 def export_checkpoint(config: TrainConfig, folder: Path | None = None) -> Path:
     """Export the model of a run's last checkpoint (``OUTPUT/checkpoints/last.pt``) as a
     model folder, e.g. from a run stopped by its time limit. Returns the folder
     (default ``OUTPUT/model-step{N}``)."""
-    from ..errors import WeightsNotAvailableError
-    from .objectives import build_objective
-
-    out = Path(config.output_dir)
-    ckpt_path = out / "checkpoints" / CHECKPOINT
-    if not ckpt_path.is_file():
-        raise WeightsNotAvailableError(f"no checkpoint at {ckpt_path}: train first")
-    objective = build_objective(config, torch.device("cpu"))
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    objective.model.load_state_dict(state["model"])
+    objective, state = _objective_at_checkpoint(config)
     step = int(state["step"])
-    folder = out / f"model-step{step}" if folder is None else Path(folder)
+    folder = Path(config.output_dir) / f"model-step{step}" if folder is None else Path(folder)
     return objective.export(folder, total_seconds=float(state.get("elapsed", 0.0)), step=step)
+
+
+def validate_checkpoint(config: TrainConfig, limit: int | None = None) -> dict[str, float]:
+    """The recipe's validation (learning first, then localisation) on the last
+    checkpoint, over ``limit`` val samples (default: the recipe's ``eval_limit``)."""
+    objective, state = _objective_at_checkpoint(config)
+    metrics = objective.validate(config.schedule.eval_limit if limit is None else limit)
+    return {"step": int(state["step"]), **metrics}
 
 
 def _validate(objective, step: int, limit: int, out: Path, seconds: float) -> None:
