@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the cell texts below keep their notebook line lengths)
 """Write notebooks/0*.ipynb from the cell sources below (outputs cleared).
 
     python scripts/build_notebooks.py
