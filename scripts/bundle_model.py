@@ -19,6 +19,7 @@ import torch
 
 from wsris.api import Segmenter, _from_folder
 from wsris.hub import sha256_file
+from wsris.model_card import render_model_card
 from wsris.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,17 +55,26 @@ def main() -> None:
     parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     parser.add_argument("--training-data", default="")
     parser.add_argument("--description", default="")
+    parser.add_argument("--metrics", type=Path, default=None,
+                        help="JSON file of measured figures for the manifest and model card")
+    parser.add_argument("--limits", default="", help="the model card's limits paragraph")
     args = parser.parse_args()
 
     if args.random:
         seg = random_segmenter(args.random, args.name, args.seed)
     else:
         seg = _from_folder(args.from_folder, args.name, "cpu", None)
-    card = None
-    if args.from_folder and (args.from_folder / "README.md").is_file():
-        card = (args.from_folder / "README.md").read_text(encoding="utf-8")
-    target = ROOT / "wsris" / "weights" / args.name
+    metrics = json.loads(args.metrics.read_text(encoding="utf-8")) if args.metrics else {}
     seg.config["name"] = args.name
+    card_fields = seg.config.setdefault("card", {})
+    if metrics:
+        card_fields["metrics"] = metrics
+    if args.limits:
+        card_fields["limits"] = args.limits
+    card = render_model_card(seg.config, load_name=args.name)
+    if args.random:
+        card += "\n**These weights are randomly initialised: the masks are meaningless.**\n"
+    target = ROOT / "wsris" / "weights" / args.name
     seg.save_pretrained(target, model_card=card, weights_dtype=args.dtype)
 
     manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
@@ -91,6 +101,8 @@ def main() -> None:
     entry.setdefault("paper", PAPERS[method])
     if args.description:
         entry["description"] = args.description
+    if metrics:
+        entry["metrics"] = metrics
     if args.training_data:
         entry["training_data"] = args.training_data
     manifest["models"][args.name] = dict(sorted(entry.items()))

@@ -30,8 +30,13 @@ def describe_data(data: Any) -> str:
     return str(data) if data else ""
 
 
-def render_model_card(config: dict[str, Any], spec: ModelSpec | None = None) -> str:
-    """A Markdown card from the config (and the manifest entry, when there is one)."""
+def render_model_card(
+    config: dict[str, Any], spec: ModelSpec | None = None, load_name: str | None = None
+) -> str:
+    """A Markdown card from the config (and the manifest entry, when there is one).
+
+    ``load_name`` is what the usage example passes to ``wsris.load`` (default: the
+    manifest name when there is an entry, else a placeholder folder)."""
     name = config.get("name") or (spec.name if spec else "wsris model")
     method = config["method"]
     card = config.get("card", {})
@@ -45,7 +50,7 @@ def render_model_card(config: dict[str, Any], spec: ModelSpec | None = None) -> 
         "",
         "```python",
         "import wsris",
-        f'seg = wsris.load("{name if spec else "path/to/this/folder"}")',
+        f'seg = wsris.load("{load_name or (name if spec else "path/to/this/folder")}")',
         'result = seg.segment("image.jpg", "the small red circle")',
         "```",
         "",
