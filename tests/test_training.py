@@ -182,3 +182,27 @@ def test_curriculum_switches_data_at_the_stage_boundary(tmp_path):
     bad = _config(tmp_path / "d", data={"train": [{"spec": "shapes:train"}, {"spec": "x"}]})
     with pytest.raises(ManifestError, match="until"):
         build_objective(bad, torch.device("cpu")).train_stages()
+
+
+def test_heldout_retrieval_counts_texts_whose_own_image_scores_highest():
+    from wsris.losses.sag import c3_logits
+    from wsris.training.objectives import build_objective
+
+    data_spec = {**TINY_SAG["data"], "val": "shapes:val?image_size=32&length=24"}
+    obj = build_objective(_config("unused", data=data_spec), torch.device("cpu"))
+    obj.model.eval()
+    data = obj.val_dataset()
+    out = obj.heldout_retrieval(data, limit=len(data), batch_size=2)
+    assert out["c3_retrieval_chance"] == 0.5
+    # by hand: the first expression of each scene, in pairs of scenes
+    firsts = sorted({data.image_key(i): i for i in reversed(range(len(data)))}.values())
+    hits = []
+    with torch.no_grad():
+        for k in range(0, len(firsts) - 1, 2):
+            batch = obj.collator([data[firsts[k]], data[firsts[k + 1]]])
+            _, slots = obj.model.encode_slots(batch.pixel_values, init="sample", seed=0)
+            text = obj.model.encode_text(batch.text.input_ids, batch.text.attention_mask)
+            logits = c3_logits(obj.model.fuse(slots.slots, text).z, text)
+            hits += (logits.argmax(dim=1) == torch.arange(2)).tolist()
+    assert len(hits) >= 2
+    assert out["c3_retrieval"] == pytest.approx(sum(hits) / len(hits))

@@ -38,6 +38,30 @@ class SagObjective(Objective):
         }
 
     @torch.no_grad()
+    def heldout_retrieval(self, data, limit: int, batch_size: int = 32) -> dict[str, float]:
+        """C^3 retrieval accuracy on val: batches of ``batch_size`` different images with
+        one expression each; the share of texts whose highest C^3 logit is their own
+        image (chance: 1 / batch_size)."""
+        firsts, seen = [], set()
+        for i in range(min(limit, len(data))):
+            key = data.image_key(i)
+            if key not in seen:
+                seen.add(key)
+                firsts.append(i)
+        correct, total = 0.0, 0
+        for start in range(0, len(firsts) - batch_size + 1, batch_size):
+            batch = self.collator([data[i] for i in firsts[start : start + batch_size]])
+            batch = batch.to(self.device)
+            _, slots = self.model.encode_slots(batch.pixel_values, init="sample", seed=0)
+            text = self.model.encode_text(batch.text.input_ids, batch.text.attention_mask)
+            z = self.model.fuse(slots.slots, text).z
+            correct += c3_retrieval_accuracy(z, text) * batch_size
+            total += batch_size
+        if not total:
+            return {}
+        return {"c3_retrieval": correct / total, "c3_retrieval_chance": 1.0 / batch_size}
+
+    @torch.no_grad()
     def validate(self, limit: int) -> dict[str, float]:
         """Binding first (best-slot IoU per object), then localisation."""
         from ..methods.slots import best_slot_iou
@@ -63,6 +87,7 @@ class SagObjective(Objective):
             masks = torch.stack([torch.from_numpy(m) for m in sample.object_masks])
             ious.append(best_slot_iou(a_slot, masks))
         metrics = {"best_slot_iou": float(torch.cat(ious).mean())} if ious else {}
+        metrics.update(self.heldout_retrieval(data, limit))
         metrics.update(self.localisation_metrics(limit))
         self.model.train()
         return metrics
