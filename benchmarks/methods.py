@@ -46,9 +46,20 @@ def map_differences(ours: Sequence[Any], upstream: Sequence[Any], keys: Sequence
             scale = max(scale, float(x.abs().max()))
         out[key] = {"max_abs_diff": diff, "max_rel_diff": diff / scale if scale > 0 else diff,
                     "max_abs_value": scale}
-    # the final heat maps at the image size, after min-max normalisation
-    heat = max(float(abs(a.heatmap - b.heatmap).max()) for a, b in zip(ours, upstream, strict=True))
-    out["heatmap"] = {"max_abs_diff": heat, "max_rel_diff": heat, "max_abs_value": 1.0}
+    # The final heat maps at the image size, after min-max normalisation. Normalising
+    # divides by the map's spread, which multiplies the float32 rounding of the raw map
+    # by max|map| / (max - min) (large for near-flat random-weight maps); the relative
+    # difference is therefore taken back to the raw map's scale by that factor.
+    heat, heat_rel, widest = 0.0, 0.0, 0.0
+    for a, b in zip(ours, upstream, strict=True):
+        d = float(abs(a.heatmap - b.heatmap).max())
+        low = a.stages[keys[0]].float()
+        spread = float(low.max() - low.min())
+        amplification = float(low.abs().max()) / spread if spread > 0 else 1.0
+        heat, widest = max(heat, d), max(widest, amplification)
+        heat_rel = max(heat_rel, d / max(amplification, 1.0))
+    out["heatmap"] = {"max_abs_diff": heat, "max_rel_diff": heat_rel, "max_abs_value": 1.0,
+                      "normalisation_amplification": widest}
     return out
 
 
