@@ -28,7 +28,8 @@ import wsris
 
 # the repository root (this notebook lives in notebooks/), for the bundled example image
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "examples").is_dir())
-IMAGE = ROOT / "examples" / "shapes_scene.png"'''
+IMAGE = ROOT / "examples" / "shapes_scene.png"
+MASK_COLOUR = (255, 0, 255)  # magenta: Shapes-Ref has red objects'''
 
 
 def md(text: str):
@@ -71,7 +72,7 @@ fig, axes = plt.subplots(1, len(results) + 1, figsize=(3.2 * (len(results) + 1),
 axes[0].imshow(results[0].image)
 axes[0].set_title("input")
 for ax, r in zip(axes[1:], results):
-    ax.imshow(r.overlay())
+    ax.imshow(r.overlay(color=MASK_COLOUR))
     ax.set_title(r.text, fontsize=9)
 for ax in axes:
     ax.axis("off")
@@ -86,7 +87,7 @@ axes[0].imshow(r.image)
 im = axes[0].imshow(r.heatmap, cmap="jet", alpha=0.5, vmin=0, vmax=1)
 axes[0].set_title(f"heat map: {r.text!r}", fontsize=9)
 fig.colorbar(im, ax=axes[0], fraction=0.046, label="localisation score")
-axes[1].imshow(r.overlay())
+axes[1].imshow(r.overlay(color=MASK_COLOUR))
 axes[1].set_title(f"mask (heat map >= {r.threshold})", fontsize=9)
 for ax in axes:
     ax.axis("off")
@@ -199,7 +200,7 @@ plt.tight_layout()
 plt.show()'''),
     code('''
 fig, ax = plt.subplots(figsize=(4, 4))
-ax.imshow(r.overlay())
+ax.imshow(r.overlay(color=MASK_COLOUR))
 ax.set_title(f"final mask: {text!r}")
 ax.axis("off")
 plt.show()'''),
@@ -279,7 +280,7 @@ for j, name in enumerate(combines):
     rc = seg.segment(IMAGE, text, combine=name)
     axes[0, j].imshow(rc.heatmap, cmap="jet", vmin=0, vmax=1)
     axes[0, j].set_title(f"{name}: map")
-    axes[1, j].imshow(rc.overlay())
+    axes[1, j].imshow(rc.overlay(color=MASK_COLOUR))
     axes[1, j].set_title(f"{name}: mask")
 for ax in axes.flat:
     ax.axis("off")
@@ -316,8 +317,10 @@ ax.set_title(f"Per-sample IoU on {len(ious)} Shapes-Ref val samples")
 ax.legend()
 plt.tight_layout()
 plt.show()'''),
-    md("## The worst cases\nThe four lowest-IoU samples: ground truth in green, prediction in red."),
+    md("## The worst cases\nThe four lowest-IoU samples: the target outlined in green, the prediction tinted magenta."),
     code('''
+import cv2
+
 from wsris.evaluation import load_dataset
 
 data = load_dataset("shapes:val")
@@ -327,9 +330,10 @@ fig, axes = plt.subplots(1, len(worst), figsize=(3.4 * len(worst), 3.8))
 for ax, rec in zip(axes, worst):
     sample = data[rec["index"]]
     r = seg.segment(sample.image, sample.text)
-    shown = r.overlay(color=(255, 40, 40))
-    shown = np.asarray(shown).copy()
-    shown[sample.mask & ~r.mask] = (0.5 * shown[sample.mask & ~r.mask] + [0, 120, 0]).astype(np.uint8)
+    shown = np.asarray(r.overlay(color=MASK_COLOUR)).copy()
+    contours, _ = cv2.findContours(sample.mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(shown, contours, -1, (0, 220, 0), 2)
     ax.imshow(shown)
     ax.set_title(f"{sample.text}\\nIoU {rec['model']['iou']:.2f} ({rec['kind']})", fontsize=8)
     ax.axis("off")
@@ -372,7 +376,7 @@ if HAVE_REAL:
     folder = convert_albef(real, work / "albef-refcoco")
     real_seg = wsris.load(folder)
     r = real_seg.segment(IMAGE, "the large red circle")
-    plt.imshow(r.overlay())
+    plt.imshow(r.overlay(color=MASK_COLOUR))
     plt.title("ALBEF refcoco.pth + chunk pipeline")
     plt.axis("off")
     plt.show()
@@ -401,7 +405,7 @@ fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
 axes[0].imshow(r.image)
 axes[0].imshow(r.heatmap, cmap="jet", alpha=0.5)
 axes[0].set_title("heat map (random weights)")
-axes[1].imshow(r.overlay())
+axes[1].imshow(r.overlay(color=MASK_COLOUR))
 axes[1].set_title("mask")
 for ax in axes:
     ax.axis("off")
@@ -434,6 +438,8 @@ NOTEBOOKS = {
 def main() -> None:
     for name, cells in NOTEBOOKS.items():
         nb = new_notebook(cells=cells)
+        for i, cell in enumerate(nb.cells):  # stable ids: rebuilding gives no spurious diff
+            cell.id = f"{Path(name).stem}-{i:02d}"
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                      "language": "python"}
         nbformat.write(nb, OUT / name)

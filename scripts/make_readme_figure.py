@@ -3,7 +3,7 @@
 Usage: python scripts/make_readme_figure.py [--models sag-shapes albef-chunk-shapes]
                                             [--out docs/readme_result.png]
 
-One row per model: the input, then one overlay per expression (prediction in red, the
+One row per model: the input, then one overlay per expression (prediction in magenta, the
 ground-truth object outlined in green, IoU in the title). The expressions and their
 targets come from examples/shapes_scene.json, so the picture shows real, unselected
 results, failures included.
@@ -58,7 +58,7 @@ def main() -> None:
         axes[row, 0].set_title(f"{name}\ninput", fontsize=9)
         for col, (expr, r) in enumerate(zip(expressions, results, strict=True), start=1):
             gt = masks[expr["target"]]
-            shown = np.asarray(r.overlay(color=(230, 30, 30))).copy()
+            shown = np.asarray(r.overlay(color=(255, 0, 255))).copy()
             contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_NONE)
             cv2.drawContours(shown, contours, -1, (0, 200, 0), 2)
@@ -66,7 +66,7 @@ def main() -> None:
             axes[row, col].set_title(f"{r.text!r}\nIoU {iou(r.mask, gt):.2f}", fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle("Bundled models on examples/shapes_scene.png: prediction red, "
+    fig.suptitle("Bundled models on examples/shapes_scene.png: prediction magenta, "
                  "target outlined green", fontsize=10)
     plt.tight_layout(rect=(0, 0, 1, 0.94))
     args.out.parent.mkdir(parents=True, exist_ok=True)
