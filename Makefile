@@ -25,8 +25,11 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/wsris segment examples/shapes_scene.png "the large red circle" \
-		--model albef-chunk-shapes --out out/mask.png --overlay out/overlay.png \
-		--heatmap out/heatmap.png
+		--model sag-shapes --out out/sag_mask.png --overlay out/sag_overlay.png \
+		--heatmap out/sag_heatmap.png
+	$(BIN)/wsris segment examples/shapes_scene.png "the large red circle" \
+		--model albef-chunk-shapes --out out/chunk_mask.png --overlay out/chunk_overlay.png \
+		--heatmap out/chunk_heatmap.png
 
 test: $(STAMP)
 	$(BIN)/ruff check wsris tests benchmarks scripts

@@ -49,7 +49,7 @@ def main() -> None:
     masks = scene_masks()
     texts = [e["text"] for e in expressions]
     fig, axes = plt.subplots(len(args.models), len(texts) + 1,
-                             figsize=(2.9 * (len(texts) + 1), 3.3 * len(args.models)),
+                             figsize=(2.9 * (len(texts) + 1), 3.7 * len(args.models)),
                              squeeze=False)
     for row, name in enumerate(args.models):
         seg = wsris.load(name)

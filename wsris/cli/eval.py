@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..evaluation import METHOD_VARIANTS
+
 _VARIANT_HELP = (
     "Method variant (the papers' ablations). chunk: gradcam | affinity | proposals "
     "(Grad-CAM only, + affinity, + proposals); sag: product | max | avg | min "
@@ -31,8 +33,7 @@ _VARIANT_HELP = (
               help="Also score the trivial baselines (random object's true mask, all "
                    "objects, centred box) on the same samples.")
 @click.option("--variant", default=None,
-              type=click.Choice(["gradcam", "affinity", "proposals", "product", "max", "avg",
-                                 "min"]),
+              type=click.Choice(sorted({v for t in METHOD_VARIANTS.values() for v in t})),
               help=_VARIANT_HELP)
 @click.option("--threshold", "-t", type=click.FloatRange(0.0, 1.0), default=None,
               help="Threshold on the heat map (default: the model's).")
