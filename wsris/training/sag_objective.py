@@ -15,6 +15,17 @@ from ..losses.sag import c3_loss, c3_retrieval_accuracy, reconstruction_loss
 from .objectives import Objective
 
 
+def _first_sample_per_image(data, limit: int) -> list[int]:
+    """Indices of the first expression of each image among the first ``limit`` samples."""
+    firsts, seen = [], set()
+    for i in range(min(limit, len(data))):
+        key = data.image_key(i)
+        if key not in seen:
+            seen.add(key)
+            firsts.append(i)
+    return firsts
+
+
 class SagObjective(Objective):
     method = "sag"
 
@@ -42,12 +53,7 @@ class SagObjective(Objective):
         """C^3 retrieval accuracy on val: batches of ``batch_size`` different images with
         one expression each; the share of texts whose highest C^3 logit is their own
         image (chance: 1 / batch_size)."""
-        firsts, seen = [], set()
-        for i in range(min(limit, len(data))):
-            key = data.image_key(i)
-            if key not in seen:
-                seen.add(key)
-                firsts.append(i)
+        firsts = _first_sample_per_image(data, limit)
         correct, total = 0.0, 0
         for start in range(0, len(firsts) - batch_size + 1, batch_size):
             batch = self.collator([data[i] for i in firsts[start : start + batch_size]])
@@ -70,12 +76,8 @@ class SagObjective(Objective):
         if data is None:
             return {}
         self.model.eval()
-        ious, seen = [], set()
-        for i in range(min(limit, len(data))):
-            key = data.image_key(i)
-            if key in seen:
-                continue
-            seen.add(key)
+        ious = []
+        for i in _first_sample_per_image(data, limit):
             sample = data[i]
             batch = self.collator([sample])
             # Seeded sampling: with Ks > 1, the Gaussian means give Ks identical slots.
