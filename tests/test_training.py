@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -206,3 +207,14 @@ def test_heldout_retrieval_counts_texts_whose_own_image_scores_highest():
             hits += (logits.argmax(dim=1) == torch.arange(2)).tolist()
     assert len(hits) >= 2
     assert out["c3_retrieval"] == pytest.approx(sum(hits) / len(hits))
+
+
+def test_eval_limit_zero_switches_validation_off(tmp_path):
+    data = {**TINY_SAG["data"], "val": "shapes:val?image_size=32&length=6"}
+    schedule = {**TINY_SAG["schedule"], "eval_every": 3, "eval_limit": 0}
+    train(_config(tmp_path / "off", data=data, schedule=schedule), progress=False)
+    assert not (tmp_path / "off" / "val_log.jsonl").exists()
+    schedule["eval_limit"] = 4
+    train(_config(tmp_path / "on", data=data, schedule=schedule), progress=False)
+    lines = (tmp_path / "on" / "val_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [3, 6]  # the last one not twice

@@ -73,3 +73,25 @@ def test_missing_hub_weights_while_offline_raise_a_typed_error(monkeypatch, tmp_
 def test_bad_init_options_are_refused(init):
     with pytest.raises(ManifestError):
         init_mod.initialise(_tiny_sag(), init)
+
+
+def test_a_shipped_model_name_is_a_starting_checkpoint():
+    import wsris
+    from wsris.models import build_model
+
+    shipped = wsris.load("albef-chunk-shapes", device="cpu")
+    architecture = shipped.config["architecture"]
+    torch.manual_seed(1)
+    model = build_model("chunk", architecture)
+    init_mod.initialise(model, {"checkpoint": "albef-chunk-shapes"})
+    for key, value in shipped.model.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_an_unknown_starting_checkpoint_is_a_typed_error(tmp_path):
+    from wsris.errors import UnknownModelError
+
+    with pytest.raises(UnknownModelError):
+        init_mod.initialise(_tiny_sag(), {"checkpoint": "no-such-model"})
+    with pytest.raises(ManifestError, match="not a folder"):
+        init_mod.initialise(_tiny_sag(), {"checkpoint": str(tmp_path / "missing")})

@@ -22,7 +22,7 @@ import click
 @click.option("--validate-only", is_flag=True,
               help="Do not train: run the recipe's validation on the last checkpoint and "
               "print it as JSON (--limit samples).")
-@click.option("--limit", type=int, default=None,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
               help="With --validate-only: val samples (default: schedule.eval_limit).")
 def train_command(
     recipe: Path,

@@ -55,7 +55,7 @@ class ScheduleConfig:
     log_every: int = 20
     checkpoint_every: int = 500
     eval_every: int = 0  # 0: only at the end
-    eval_limit: int = 300
+    eval_limit: int = 300  # val samples per validation; 0: no validation at all
     time_limit_minutes: float = 0.0  # 0: none; else stop cleanly (with a checkpoint) after
 
 

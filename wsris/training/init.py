@@ -11,8 +11,9 @@
 - ``image_encoder: timm:NAME``: pretrained timm weights, e.g.
   ``timm:vit_small_patch16_384.augreg_in21k_ft_in1k``; the classifier head is dropped and
   every other tensor must match the model's ViT.
-- ``checkpoint: PATH``: a wsris model folder (``model.safetensors``), loaded strictly,
-  e.g. a converted ALBEF checkpoint or an earlier training stage.
+- ``checkpoint: PATH_OR_NAME``: a wsris model folder (``model.safetensors``) or a model
+  name from the manifest (e.g. the bundled ``albef-chunk-shapes``), loaded strictly: a
+  converted ALBEF checkpoint, an earlier training stage, or a shipped model to fine-tune.
 
 Hub downloads honour ``HF_HUB_OFFLINE`` and the usual cache; a missing cache while
 offline raises :class:`~wsris.errors.WeightsNotAvailableError`.
@@ -81,6 +82,19 @@ def load_image_encoder(encoder: nn.Module, state_dict: dict) -> None:
     encoder.load_state_dict(state_dict)
 
 
+def checkpoint_folder(source: str) -> Path:
+    """The folder of ``init.checkpoint``: an existing folder, else a manifest model name."""
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        return folder
+    if "/" in source or "\\" in source:
+        raise ManifestError(f"recipe: init.checkpoint {source!r} is not a folder")
+    from ..hub import fetch
+    from ..registry import get_spec, load_manifest
+
+    return fetch(get_spec(source, load_manifest()))
+
+
 def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     unknown = sorted(set(init) - set(INIT_OPTIONS))
     if unknown:
@@ -88,7 +102,7 @@ def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     if init.get("checkpoint"):
         from ..api import load_weights
 
-        folder = Path(init["checkpoint"])
+        folder = checkpoint_folder(str(init["checkpoint"]))
         load_weights(model, folder / "model.safetensors", str(folder))
     image_source = init.get("image_encoder")
     if image_source is not None:

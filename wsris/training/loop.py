@@ -274,7 +274,9 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     final = max(step, start)
     checkpoint(final)
     if dist.main:
-        _validate(objective, final, sched.eval_limit, out, elapsed_before + time.monotonic() - t0)
+        if not (sched.eval_every and final % sched.eval_every == 0):  # not validated just now
+            seconds = elapsed_before + time.monotonic() - t0
+            _validate(objective, final, sched.eval_limit, out, seconds)
         objective.export(out / "model", total_seconds=elapsed_before + time.monotonic() - t0,
                          step=final)
     dist.barrier()
@@ -315,6 +317,8 @@ def validate_checkpoint(config: TrainConfig, limit: int | None = None) -> dict[s
 
 
 def _validate(objective, step: int, limit: int, out: Path, seconds: float) -> None:
+    if limit <= 0:  # validation switched off in the recipe
+        return
     metrics = objective.validate(limit)
     if not metrics:
         return
