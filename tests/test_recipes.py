@@ -11,7 +11,7 @@ from wsris.training.config import TrainConfig
 from wsris.training.objectives import model_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-RECIPES = sorted(CONFIGS.glob("*.yaml"))
+RECIPES = sorted(CONFIGS.rglob("*.yaml"))  # the ablation recipes too
 
 
 def test_every_recipe_named_by_the_issues_exists():
@@ -59,3 +59,17 @@ def test_sag_paper_recipes_keep_the_papers_settings(name, kg, ks):
     assert config.loss.get("recon_only_steps", 0) == 0
     assert config.model["init"]["image_encoder"].startswith("timm:vit_small_patch16_384")
     assert config.model["init"]["text_encoder"] == "hf:bert-base-uncased"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_data_specs_name_readable_datasets(path):
+    from wsris.data import parse_data_spec
+
+    config = TrainConfig.from_yaml(path)
+    train = config.data["train"]
+    stages = [train] if isinstance(train, str) else [s["spec"] for s in train]
+    for spec in [*stages, config.data["val"]]:
+        parsed = parse_data_spec(spec.partition("?")[0])  # no InvalidInputError
+        assert parsed.kind in ("shapes", "refer", "phrasecut")
+    if path.stem == "sag_phrasecut":
+        assert parse_data_spec(config.data["val"]).kind == "phrasecut"

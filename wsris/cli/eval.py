@@ -24,7 +24,7 @@ _VARIANT_HELP = (
 @click.option("--data", "-d", default="shapes:val", show_default=True,
               help="shapes:SPLIT (train, val, test, compositional), shapes:VARIANT:SPLIT, "
                    "shapes+:SPLIT, or DATASET:SPLIT_BY:SPLIT@ROOT for a REFER-format "
-                   "dataset, e.g. refcoco+:unc:val@/data/refer.")
+                   "dataset, e.g. refcoco+:unc:val@/data/refer, or phrasecut:SPLIT@ROOT.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
               help="Evaluate only the first N samples (expressions).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
@@ -41,7 +41,7 @@ _VARIANT_HELP = (
               help="Seeds the model's randomness and the random-object baseline.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")
 @click.option("--images", type=click.Path(path_type=Path), default=None,
-              help="Image folder of a REFER dataset (default: found under ROOT).")
+              help="Image folder of a REFER or PhraseCut dataset (default: found under ROOT).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def eval_command(model: str | None, data: str, limit: int | None, json_path: Path | None,
                  baseline: bool, variant: str | None, threshold: float | None, seed: int,

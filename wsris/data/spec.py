@@ -7,6 +7,8 @@
   ``refcoco+:unc:val@/data/refer``, ``refcocog:umd:test@/data/refer``, or an export made
   by ``wsris data export-shapes DIR`` read back as ``shapes:unc:val@DIR``.
   ``DATASET:SPLIT@ROOT`` uses the dataset's usual split-by (unc; umd for refcocog).
+* ``phrasecut:SPLIT@ROOT`` - VGPhraseCut (train, val, test, miniv) under ROOT, the folder
+  holding ``refer_<split>.json`` and ``images/``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ __all__ = ["DataSpec", "parse_data_spec", "open_dataset"]
 
 @dataclass(frozen=True)
 class DataSpec:
-    kind: str  # "shapes" or "refer"
+    kind: str  # "shapes", "refer" or "phrasecut"
     dataset: str
     split: str
     split_by: str | None = None
@@ -30,6 +32,8 @@ class DataSpec:
     root: Path | None = None
 
     def __str__(self) -> str:
+        if self.kind == "phrasecut":
+            return f"phrasecut:{self.split}@{self.root}"
         if self.kind == "refer":
             return f"{self.dataset}:{self.split_by}:{self.split}@{self.root}"
         v = "" if self.variant == "default" else f"{self.variant}:"
@@ -54,6 +58,10 @@ def parse_data_spec(spec: str) -> DataSpec:
             )
         if not dataset or not split or not root:
             raise InvalidInputError(f"bad data spec {spec!r}: empty dataset, split or root")
+        if dataset == "phrasecut":
+            if split_by is not None:
+                raise InvalidInputError(f"bad data spec {spec!r}: expected phrasecut:SPLIT@ROOT")
+            return DataSpec("phrasecut", dataset, split, root=Path(root).expanduser())
         from .refer import DEFAULT_SPLIT_BY
 
         return DataSpec("refer", dataset, split,
@@ -78,9 +86,13 @@ def open_dataset(spec: str | DataSpec, *, seed: int = 0, length: int | None = No
     """The evaluation dataset of a spec (one sample per expression).
 
     ``seed`` and ``length`` apply to Shapes-Ref only (the benchmark is seed 0 and the
-    split's default length); ``image_root`` to REFER datasets only.
+    split's default length); ``image_root`` to REFER and PhraseCut datasets only.
     """
     s = parse_data_spec(spec) if isinstance(spec, str) else spec
+    if s.kind == "phrasecut":
+        from .phrasecut import PhraseCutDataset
+
+        return PhraseCutDataset(s.root, s.split, image_root=image_root)
     if s.kind == "refer":
         from .refer import ReferDataset
 
