@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["RefSample", "ReferringDataset"]
+__all__ = ["RefSample", "ReferringDataset", "read_rgb"]
 
 
 @dataclass
@@ -45,3 +46,18 @@ class ReferringDataset(Protocol):
     def __getitem__(self, index: int) -> RefSample: ...
 
     def image_key(self, index: int) -> Hashable: ...
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """A dataset image as HxWx3 uint8 RGB; a missing or undecodable file is a
+    :class:`~wsris.errors.DatasetError` naming the path."""
+    import cv2
+
+    from ..errors import DatasetError
+
+    if not path.is_file():
+        raise DatasetError(f"image not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DatasetError(f"cannot decode image: {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -24,11 +24,10 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..errors import DatasetError
-from .base import RefSample
+from .base import RefSample, read_rgb
 from .masks import polygons_to_mask
 
 __all__ = ["PhraseCutDataset", "PHRASECUT_SPLITS"]
@@ -88,12 +87,7 @@ class PhraseCutDataset:
         if image_id in self._image_cache:
             return self._image_cache[image_id]
         path = self.image_root / f"{image_id}.jpg"
-        if not path.is_file():
-            raise DatasetError(f"image not found: {path}")
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"cannot decode image: {path}")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = read_rgb(path)
         self._image_cache[image_id] = rgb
         while len(self._image_cache) > 2:
             self._image_cache.popitem(last=False)

@@ -28,11 +28,10 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..errors import DatasetError
-from .base import RefSample
+from .base import RefSample, read_rgb
 from .masks import segmentation_to_mask
 
 __all__ = ["ReferDataset", "load_refs", "DEFAULT_SPLIT_BY", "KNOWN_SPLITS"]
@@ -174,12 +173,7 @@ class ReferDataset:
         if image_id in self._image_cache:
             return self._image_cache[image_id]
         path = self.image_path(image_id)
-        if not path.is_file():
-            raise DatasetError(f"image not found: {path}")
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"cannot decode image: {path}")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = read_rgb(path)
         info = self.images[image_id]
         h, w = int(info["height"]), int(info["width"])
         if rgb.shape[:2] != (h, w):
