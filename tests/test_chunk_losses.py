@@ -172,6 +172,26 @@ def test_inter_loss_value_by_hand() -> None:
     assert inter_chunk_loss(maps, pixel_reduction="sum").item() == pytest.approx(-0.25)
 
 
+def test_inter_loss_region_means_by_hand() -> None:
+    maps = hand_maps()
+    # i -> j: r* = B (3 cells at 0.5), the other region A (2 cells at 1.0):
+    # -mean(B) + mean(A) = -0.5 + 1.0
+    one_way = inter_chunk_loss(maps, [[0], [1]], symmetric=False, pixel_reduction="region")
+    assert one_way.item() == pytest.approx(0.5)
+    # j -> i: one region {(3,5)} at 1.0, nothing to suppress: -1.0; averaged: -0.25
+    both = inter_chunk_loss(maps, [[0], [1]], pixel_reduction="region")
+    assert both.item() == pytest.approx(-0.25)
+    # widening r* with cells at tau's level lowers the summed loss but not the region one
+    wider = maps.clone()
+    wider[0, 5, 0:4] = 0.31  # a bar joined to B through the diagonal (5,3)-(4,4): 7 cells
+    s_before = inter_chunk_loss(maps, [[0], [1]], symmetric=False, pixel_reduction="sum")
+    s_after = inter_chunk_loss(wider, [[0], [1]], symmetric=False, pixel_reduction="sum")
+    r_after = inter_chunk_loss(wider, [[0], [1]], symmetric=False, pixel_reduction="region")
+    assert s_after.item() == pytest.approx(s_before.item() - 4 * 0.31)
+    assert r_after.item() == pytest.approx(-(1.5 + 4 * 0.31) / 7 + 1.0)
+    assert r_after.item() > one_way.item()
+
+
 def test_inter_loss_is_invariant_to_scale_and_offset() -> None:
     maps = hand_maps()
     scaled = torch.stack([maps[0] * 1e-3 + 2e-3, maps[1] * 1e3])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from wsris.training import TrainConfig
@@ -92,3 +93,38 @@ def test_pair_ranking_sees_a_model_that_is_calibrated_low(monkeypatch):
     assert out["itm_pair_balanced"] == 1.0
     if "itm_pair_perturbed" in out:
         assert out["itm_acc_perturbed"] == 0.5 and out["itm_pair_perturbed"] == 1.0
+
+
+def test_map_shape_statistics_count_area_and_isolated_regions(monkeypatch):
+    """Every word's Grad-CAM is the same hand-made 4x4 map with two separate hot pixels
+    (values 1 and 0.8, the rest 0): after min-max, 2 of 16 cells are above tau = 0.3 and
+    every chunk map has exactly 2 isolated regions."""
+    from wsris.methods.gradcam import GradCamOutput
+    from wsris.training import chunk_validation
+
+    cfg = {**TINY, "data": {**TINY["data"], "val": "shapes:val?image_size=32&length=6"}}
+    obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))
+    grid = torch.zeros(4, 4)
+    grid[0, 0], grid[3, 3] = 1.0, 0.8
+
+    def fake_cam(model, img, input_ids, attention_mask, layer=None):
+        t, length = input_ids.shape
+        maps = grid.expand(t, length, 4, 4).clone()
+        return GradCamOutput(maps=maps, itm_logits=torch.zeros(t, 2))
+
+    monkeypatch.setattr(chunk_validation, "compute_gradcam", fake_cam)
+    out = chunk_validation.matching_metrics(obj, limit=6)
+    assert out["map_area"] == pytest.approx(2 / 16)
+    assert out["chunk_regions"] == 2.0
+
+
+def test_loss_options_are_checked_when_the_objective_is_built():
+    from wsris.errors import ManifestError
+
+    for bad in ({"inter_reduction": "median"}, {"lambda1": 0.5}):
+        cfg = {**TINY, "loss": {**TINY["loss"], **bad}}
+        with pytest.raises(ManifestError):
+            build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))
+    cfg = {**TINY, "loss": {**TINY["loss"], "inter_reduction": "region"}}
+    obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))
+    assert obj.weights["inter_reduction"] == "region"

@@ -28,7 +28,10 @@ Normalisations (the paper leaves them open; see ``docs/chunk_losses.md``):
   computed on min-max normalised chunk maps (differentiably, so a model cannot lower the
   loss by scaling its Grad-CAMs up) and, with ``pixel_reduction="mean"`` (default), the
   sums of Eq. 6 are divided by ``h * w`` so a pair's loss lies in [-1, 1] whatever the
-  grid; ``pixel_reduction="sum"`` keeps Eq. 6's plain sums.
+  grid; ``pixel_reduction="sum"`` keeps Eq. 6's plain sums. Both reward growing ``r*``:
+  every location added to it lowers the loss. ``pixel_reduction="region"`` (a departure,
+  see ``docs/training_notes.md``) averages each term over its own region instead,
+  ``-mean_{r*} M~ + mean_{R minus r*} M~``, so ``r*`` is raised without being widened.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 Reduction = Literal["mean", "sum", "none"]
-PixelReduction = Literal["mean", "sum"]
+PixelReduction = Literal["mean", "sum", "region"]
 
 COS_EPS = 1e-8
 RANGE_EPS = 1e-12
@@ -308,6 +311,16 @@ def inter_chunk_signs(
     return _signs(labels, star)
 
 
+def _per_region_mean(signs: np.ndarray) -> np.ndarray:
+    """Scale the +1 (``r*``) and -1 (other regions) entries so each sums to +-1."""
+    out = signs.copy()
+    for value in (1.0, -1.0):
+        where = signs == value
+        if where.any():
+            out[where] = value / where.sum()
+    return out
+
+
 class _Geometry:
     """Per-chunk regions and distance maps of a batch, each computed once."""
 
@@ -358,7 +371,8 @@ def inter_chunk_loss_batch(
        normalised maps, the paper's ``tau = 0.3``);
     3. ``r*`` = region with the smallest closest-pair squared distance to the points;
     4. pair loss ``(-sum_{k in r*} M~_ci^k + sum_{k in R minus r*} M~_ci^k)``, divided by
-       ``h * w`` when ``pixel_reduction="mean"``.
+       ``h * w`` when ``pixel_reduction="mean"``; with ``"region"`` each sum is divided
+       by the size of its own set (``r*``, ``R minus r*``).
 
     Steps 2-3 run without gradient (numpy / OpenCV); step 4 is differentiable in the maps.
     Pairs are skipped when a chunk map is constant (no region / no point). Per sample the
@@ -369,7 +383,7 @@ def inter_chunk_loss_batch(
         raise ValueError(f"expected maps [B, n, h, w], got {tuple(maps.shape)}")
     if not 0.0 <= tau < 1.0:
         raise ValueError(f"tau must be in [0, 1) for min-max normalised maps, got {tau}")
-    if pixel_reduction not in ("mean", "sum"):
+    if pixel_reduction not in ("mean", "sum", "region"):
         raise ValueError(f"unknown pixel_reduction {pixel_reduction!r}")
     batch, n_units, h, w = maps.shape
     if len(chunks) != batch or (adjacency is not None and len(adjacency) != batch):
@@ -425,6 +439,8 @@ def inter_chunk_loss_batch(
             s = geometry.signs(ri, rj)
             if s is None:
                 continue
+            if pixel_reduction == "region":
+                s = _per_region_mean(s)
             signs.append(s.reshape(-1))
             rows.append(ri)
             owners.append(b)

@@ -8,6 +8,8 @@ The chunk losses act on Grad-CAMs computed with ``create_graph=True``.
 
 Loss settings (``loss:`` in the recipe), defaults in brackets:
 ``itc`` [1], ``itm`` [1], ``intra`` (lambda1) [0], ``inter`` (lambda2) [0], ``tau`` [0.3],
+``inter_reduction`` [mean] (``pixel_reduction`` of :func:`inter_chunk_loss_batch`:
+mean | sum | region),
 ``exclude_negation`` [true] (Sec. 4.3), ``chunk_losses_from_step`` [0] (start the chunk
 losses once matching is learned), ``box`` [0] and ``semi`` [0] with ``semi_fraction``
 [0.0] (the share of samples whose true mask counts as labelled), ``gradcam_layer``
@@ -33,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "intra": 0.0,
     "inter": 0.0,
     "tau": 0.3,
+    "inter_reduction": "mean",
     "exclude_negation": True,
     "chunk_losses_from_step": 0,
     "box": 0.0,
@@ -61,6 +64,13 @@ class ChunkObjective(Objective):
 
             raise ManifestError(f"recipe: unknown chunk loss option(s) {unknown}")
         self.weights = {**DEFAULTS, **config.loss}
+        if self.weights["inter_reduction"] not in ("mean", "sum", "region"):
+            from ..errors import ManifestError
+
+            raise ManifestError(
+                "recipe: loss.inter_reduction must be mean, sum or region, got "
+                f"{self.weights['inter_reduction']!r}"
+            )
 
     def _itc(self, img_f, txt_f, image_index) -> tuple[torch.Tensor, torch.Tensor]:
         temp = self.model.temp.clamp(0.001, 0.5)
@@ -130,7 +140,8 @@ class ChunkObjective(Objective):
                 terms["intra"] = intra.detach()
             if w["inter"]:
                 inter = inter_chunk_loss_batch(
-                    cam.maps, chunks.position_chunks, chunks.adjacency, include, tau=w["tau"]
+                    cam.maps, chunks.position_chunks, chunks.adjacency, include, tau=w["tau"],
+                    pixel_reduction=w["inter_reduction"],
                 )
                 total = total + float(w["inter"]) * inter
                 terms["inter"] = inter.detach()

@@ -12,7 +12,11 @@
   does not depend on calibration;
 - ``gradcam_pick``: share of samples where the object with the highest mean Grad-CAM
   (sentence map over the words) is the target, beside ``random_pick`` (the mean of
-  1 / number of objects, the random-object baseline).
+  1 / number of objects, the random-object baseline);
+- ``map_area``: the mean share of the min-max normalised sentence map above ``tau`` (how
+  broad the Grad-CAM is; a target covers about 4% of a Shapes-Ref image), and
+  ``chunk_regions``: the mean number of isolated regions above ``tau`` in a chunk map,
+  the regions L_inter chooses ``r*`` from (with one region there is nothing to suppress).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..losses.chunk import chunk_maps, isolated_regions, minmax_normalize
 from ..methods.gradcam import compute_gradcam, default_word_mask, sentence_map
+from ..noun_chunks import chunk_batch
 
 
 def perturb_colour(text: str, objects: list[Any], colours: list[str]) -> str | None:
@@ -63,6 +69,8 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
     n = min(limit, len(data))
     balanced, perturbed, picks, chance = [], [], [], []
     pair_balanced, pair_perturbed = [], []
+    areas, regions = [], []
+    tau = float(objective.weights["tau"])
     for i in range(n):
         sample = data[i]
         scene = data.scene(data.image_key(i))
@@ -82,6 +90,10 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
             cam = compute_gradcam(model, img, batch.input_ids, batch.attention_mask,
                                   layer=objective.weights.get("gradcam_layer"))
         smap = sentence_map(cam.maps, default_word_mask(batch.attention_mask))[0]
+        areas.append(float((minmax_normalize(smap.detach().float()) > tau).float().mean()))
+        chunks = chunk_batch(batch, objective.tokenizer).position_chunks[0]
+        for cmap in minmax_normalize(chunk_maps(cam.maps[0].detach(), chunks)):
+            regions.append(isolated_regions(cmap.cpu().numpy(), tau)[0])
         h, w = sample.mask.shape
         up = F.interpolate(smap[None, None].float().cpu(), size=(h, w), mode="bilinear",
                            align_corners=False)[0, 0].numpy()
@@ -95,6 +107,8 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
         "itm_pair_balanced": float(np.mean(pair_balanced)),
         "gradcam_pick": float(np.mean(picks)),
         "random_pick": float(np.mean(chance)),
+        "map_area": float(np.mean(areas)),
+        "chunk_regions": float(np.mean(regions)) if regions else float("nan"),
     }
     if perturbed:
         out["itm_acc_perturbed"] = float(np.mean(perturbed))
