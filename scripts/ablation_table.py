@@ -33,7 +33,10 @@ def main() -> None:
         label, sep, path = item.partition("=")
         if not sep:
             parser.error(f"expected LABEL=JSON, got {item!r}")
-        reports.append((label, json.loads(Path(path).read_text())))
+        try:
+            reports.append((label, json.loads(Path(path).read_text())))
+        except (OSError, ValueError) as exc:
+            parser.error(f"{label!r}: cannot read {path}: {exc}")
     first = reports[0][1]
     ids = [s["id"] for s in first["samples"]]
     for label, report in reports[1:]:
