@@ -224,24 +224,17 @@ class Segmenter:
         return folder
 
 
-def _folder_model_name(folder: Path) -> str:
-    """The name in a folder's config.json (a training run's ``model-step600`` says
-    little), else the folder's name."""
-    try:
-        name = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("name")
-    except (OSError, ValueError, AttributeError):
-        name = None  # read_config reports a broken config with a proper error
-    return name if isinstance(name, str) and name else folder.name
-
-
 def _from_folder(
     folder: Path,
     name: str,
     device: DeviceLike,
     dtype: str | torch.dtype | None,
     spec: ModelSpec | None = None,
+    name_from_config: bool = False,
 ) -> Segmenter:
     config = read_config(folder, name)
+    if name_from_config and isinstance(config.get("name"), str) and config["name"]:
+        name = config["name"]  # a training run's folder ("model-step600") says little
     if spec is not None:
         if config["method"] != spec.method or config["architecture"] != spec.config["architecture"]:
             raise WeightsMismatchError(
@@ -280,7 +273,7 @@ def load(
                 f"{name_or_path!r} looks like a path but is not a folder; a model folder holds "
                 f"{CONFIG_NAME} and {WEIGHTS_NAME}"
             )
-        return _from_folder(folder, _folder_model_name(folder), device, dtype)
+        return _from_folder(folder, folder.name, device, dtype, name_from_config=True)
     if not isinstance(name_or_path, str) or not name_or_path:
         raise UnknownModelError(f"expected a model name or path, got {name_or_path!r}")
     if name_or_path.startswith(HF_PREFIX):

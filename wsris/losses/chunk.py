@@ -37,7 +37,7 @@ Normalisations (the paper leaves them open; see ``docs/chunk_losses.md``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -46,6 +46,7 @@ import torch.nn.functional as F
 
 Reduction = Literal["mean", "sum", "none"]
 PixelReduction = Literal["mean", "sum", "region"]
+PIXEL_REDUCTIONS: tuple[str, ...] = get_args(PixelReduction)
 
 COS_EPS = 1e-8
 RANGE_EPS = 1e-12
@@ -383,7 +384,7 @@ def inter_chunk_loss_batch(
         raise ValueError(f"expected maps [B, n, h, w], got {tuple(maps.shape)}")
     if not 0.0 <= tau < 1.0:
         raise ValueError(f"tau must be in [0, 1) for min-max normalised maps, got {tau}")
-    if pixel_reduction not in ("mean", "sum", "region"):
+    if pixel_reduction not in PIXEL_REDUCTIONS:
         raise ValueError(f"unknown pixel_reduction {pixel_reduction!r}")
     batch, n_units, h, w = maps.shape
     if len(chunks) != batch or (adjacency is not None and len(adjacency) != batch):

@@ -23,7 +23,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..losses.chunk import box_loss, inter_chunk_loss_batch, intra_chunk_loss_batch, semi_loss
+from ..errors import ManifestError
+from ..losses.chunk import (
+    PIXEL_REDUCTIONS,
+    box_loss,
+    inter_chunk_loss_batch,
+    intra_chunk_loss_batch,
+    semi_loss,
+)
 from ..methods.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ..models.bert import IndexedImages
 from ..noun_chunks import chunk_batch
@@ -60,15 +67,11 @@ class ChunkObjective(Objective):
         super().__init__(config, device)
         unknown = sorted(set(config.loss) - set(DEFAULTS))
         if unknown:
-            from ..errors import ManifestError
-
             raise ManifestError(f"recipe: unknown chunk loss option(s) {unknown}")
         self.weights = {**DEFAULTS, **config.loss}
-        if self.weights["inter_reduction"] not in ("mean", "sum", "region"):
-            from ..errors import ManifestError
-
+        if self.weights["inter_reduction"] not in PIXEL_REDUCTIONS:
             raise ManifestError(
-                "recipe: loss.inter_reduction must be mean, sum or region, got "
+                f"recipe: loss.inter_reduction must be one of {PIXEL_REDUCTIONS}, got "
                 f"{self.weights['inter_reduction']!r}"
             )
 
