@@ -53,3 +53,42 @@ def export_shapes_command(directory: Path, splits: tuple[str, ...], n: int | Non
     click.echo(f"wrote {summary['images']} images, {summary['refs']} refs, "
                f"{summary['sentences']} sentences to {directory}")
     click.echo(f"evaluate with: wsris eval --data {name}:unc:{splits[0]}@{directory}")
+
+
+@data_group.command("cache")
+@click.argument("spec", metavar="shapes:SPLIT")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--n", "n", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="Scenes to render (scenes 0..n-1 of the split).")
+@click.option("--variant", default="default", show_default=True,
+              help="default, plus (RefCOCO+-like), attributes, relations, easy.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes rendering in parallel (the result does not depend on it).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing cache.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def cache_command(spec: str, directory: Path, n: int, variant: str, seed: int, workers: int,
+                  overwrite: bool, progress: bool) -> None:
+    """Pre-render Shapes-Ref scenes into DIRECTORY (memory-mapped arrays), read by
+    training as the data spec cache:DIRECTORY. Same scenes as the generator.
+
+    \b
+    Example:
+      wsris data cache shapes:train ~/caches/train-attr --n 20000 --variant attributes
+      (recipe)  data: {train: "cache:~/caches/train-attr"}
+    """
+    from tqdm.auto import tqdm
+
+    from ..data.shapes import SPLITS
+    from ..data.shapes_cache import write_shapes_cache
+    from ..errors import InvalidInputError
+
+    kind, _, split = spec.partition(":")
+    if kind != "shapes" or split not in SPLITS:
+        raise InvalidInputError(f"bad cache spec {spec!r}: expected shapes:SPLIT with SPLIT one "
+                                f"of {', '.join(SPLITS)}")
+    with tqdm(total=n, unit="scene", disable=not progress) as bar:
+        write_shapes_cache(directory, split, n, variant=variant, seed=seed, workers=workers,
+                           overwrite=overwrite, progress=bar.update)
+    click.echo(f"wrote {n} scenes of shapes:{split} (variant {variant}, seed {seed}) to "
+               f"{directory}; train on it with the data spec cache:{directory}")

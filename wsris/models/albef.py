@@ -25,6 +25,9 @@ from ..errors import ManifestError
 from .bert import BertConfig, BertModel, FusionOutput
 
 
+STEMS = ("patch", "conv", "efficientnet_lite0")
+
+
 @dataclass
 class AlbefConfig:
     """Every size of :class:`AlbefModel`. Saved as ``config.json["architecture"]``."""
@@ -37,8 +40,14 @@ class AlbefConfig:
     vision_mlp_ratio: float = 4.0
     vision_layer_norm_eps: float = 1e-6
     vision_drop_path: float = 0.0
-    # Departure for tiny models trained from scratch (off for ALBEF): log2(patch) strided
-    # 3x3 convolutions instead of one patchify convolution, so tokens stay local.
+    # Departures for small models (off for ALBEF), so that image tokens stay local:
+    # stem "conv": log2(patch) strided 3x3 convolutions trained from scratch;
+    # stem "efficientnet_lite0": the first three stages of EfficientNet-Lite0 (stride 8,
+    # ImageNet-pretrained when the recipe's init says so), frozen unless stem_frozen is off.
+    # stem "patch" is ViT's single patchify convolution. conv_stem: true is the older
+    # spelling of stem "conv".
+    stem: str = "patch"
+    stem_frozen: bool = True
     conv_stem: bool = False
     conv_stem_channels: int = 0  # 0: vision_width // 2
     text_width: int = 768
@@ -66,6 +75,14 @@ class AlbefConfig:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
         if problems:
             raise ValueError("; ".join(problems))
+        if self.conv_stem:
+            if self.stem not in ("patch", "conv"):
+                problems.append(f"conv_stem: true contradicts stem {self.stem!r}")
+            self.stem = "conv"
+        if self.stem not in STEMS:
+            problems.append(f"stem must be one of {STEMS}, got {self.stem!r}")
+        if self.stem == "efficientnet_lite0" and self.patch_size != 8:
+            problems.append("stem efficientnet_lite0 needs patch_size 8 (its stride)")
         if self.image_size % self.patch_size:
             problems.append(
                 f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
@@ -189,12 +206,16 @@ class AlbefModel(nn.Module):
 
         self.config = config
         stem: dict[str, Any] = {}
-        if config.conv_stem:
+        if config.stem == "conv":
             from .layers import ConvStemPatchEmbed
 
             stem["embed_layer"] = partial(
                 ConvStemPatchEmbed, stem_channels=config.conv_stem_channels
             )
+        elif config.stem == "efficientnet_lite0":
+            from .layers import EfficientNetStemPatchEmbed
+
+            stem["embed_layer"] = partial(EfficientNetStemPatchEmbed, frozen=config.stem_frozen)
         self.visual_encoder = VisionTransformer(
             img_size=config.image_size,
             patch_size=config.patch_size,

@@ -60,3 +60,74 @@ class ConvStemPatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).flatten(2).transpose(1, 2)
+
+
+#: Output channels of EfficientNet-Lite0 after its third stage (stride 8).
+EFFICIENTNET_LITE0_STRIDE8_CHANNELS = 40
+
+
+class EfficientNetStemPatchEmbed(nn.Module):
+    """Departure for small models: the first three stages of EfficientNet-Lite0 (stride 8,
+    40 channels; ImageNet-pretrained weights are loaded by the training init, see
+    ``wsris.training.init``) then a 1x1 projection with batch norm to the token width.
+    Tokens see about 40 px of the image, so they stay local. ``frozen`` keeps the
+    backbone's weights and batch-norm statistics fixed (it runs in eval mode, without
+    gradients). Same interface as :class:`ConvStemPatchEmbed`."""
+
+    dynamic_img_pad = False
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = 224,
+        patch_size: int | tuple[int, int] = 8,
+        in_chans: int = 3,
+        embed_dim: int = 768,
+        frozen: bool = True,
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        import timm
+
+        size = img_size if isinstance(img_size, int) else img_size[0]
+        p = patch_size if isinstance(patch_size, int) else patch_size[0]
+        if p != 8 or in_chans != 3:
+            raise ValueError("the EfficientNet-Lite0 stem needs patch_size 8 and RGB input")
+        self.img_size = (size, size)
+        self.patch_size = (p, p)
+        self.grid_size = (size // p, size // p)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.flatten = True
+        self.output_fmt = "NCHW"
+        self.strict_img_size = True
+        net = timm.create_model("efficientnet_lite0", pretrained=False)
+        self.backbone = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:3])
+        self.frozen = frozen
+        if frozen:
+            self.backbone.requires_grad_(False)
+        c = EFFICIENTNET_LITE0_STRIDE8_CHANNELS
+        self.proj = nn.Sequential(nn.Conv2d(c, embed_dim, 1, bias=False), nn.BatchNorm2d(embed_dim))
+        self.norm = nn.Identity()
+
+    def train(self, mode: bool = True) -> EfficientNetStemPatchEmbed:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    feat_ratio = ConvStemPatchEmbed.feat_ratio
+    dynamic_feat_size = ConvStemPatchEmbed.dynamic_feat_size
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens ``[B, N, embed_dim]`` and the backbone's own features ``[B, N, 40]``."""
+        # channels-last runs the depthwise convolutions about twice as fast on the CPU
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self.frozen:
+            with torch.no_grad():
+                feats = self.backbone(x)
+        else:
+            feats = self.backbone(x)
+        tokens = self.proj(feats).flatten(2).transpose(1, 2).contiguous()
+        return tokens, feats.flatten(2).transpose(1, 2).contiguous()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_features(x)[0]

@@ -35,11 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvStemPatchEmbed
+from .layers import ConvStemPatchEmbed, EfficientNetStemPatchEmbed
 
 SLOT_TYPES = ("entity", "random", "query")
 SLOT_INITS = ("sample", "mean")
-RECON_TARGETS = ("vit", "pixels", "vit+pixels")
+RECON_TARGETS = ("vit", "pixels", "vit+pixels", "stem", "stem+pixels")
+STEMS = ("patch", "conv", "efficientnet_lite0")
 DECODER_POS = ("sine", "learned")
 DECODER_MIXING = ("alpha", "attention")
 TEXT_NORMS = ("none", "l2")
@@ -69,6 +70,11 @@ class SagConfig:
     # of the single patchify convolution (keeps tokens local when training from scratch).
     conv_stem: bool = False
     conv_stem_channels: int = 0  # 0: vit_width // 2
+    # Departure for small models: stem "efficientnet_lite0" is the first three stages of
+    # EfficientNet-Lite0 (stride 8, ImageNet-pretrained when the recipe's init says so),
+    # frozen unless stem_frozen is off; "conv" is the same as conv_stem: true.
+    stem: str = "patch"
+    stem_frozen: bool = True
 
     # --- text encoder: BERT, [CLS] of the last layer ----------------------------------
     text_vocab_size: int = 30522
@@ -111,8 +117,9 @@ class SagConfig:
     decoder_hidden: int = 512
     decoder_pos: str = "sine"  # paper: sinusoidal; the official code: learned
     decoder_max_grid: int = 50  # size of the learned row/column tables
-    # Departures for tiny models: reconstruct pixel patches too (or only), and/or mix the
-    # per-slot reconstructions with A^slot instead of the decoder's own alpha channel.
+    # Departures for tiny models: reconstruct pixel patches too (or only), or the frozen
+    # pretrained stem's features ("stem", as DINOSAUR reconstructs frozen features), and/or
+    # mix the per-slot reconstructions with A^slot instead of the decoder's own alpha.
     recon_target: str = "vit"
     recon_pixel_patch: int = 0  # 0: patch_size
     decoder_mixing: str = "alpha"
@@ -138,7 +145,11 @@ class SagConfig:
         parts: list[tuple[str, int]] = []
         if self.recon_target in ("vit", "vit+pixels"):
             parts.append(("vit", self.vit_width))
-        if self.recon_target in ("pixels", "vit+pixels"):
+        if self.recon_target in ("stem", "stem+pixels"):
+            from .layers import EFFICIENTNET_LITE0_STRIDE8_CHANNELS
+
+            parts.append(("stem", EFFICIENTNET_LITE0_STRIDE8_CHANNELS))
+        if self.recon_target in ("pixels", "vit+pixels", "stem+pixels"):
             parts.append(("pixels", 3 * self.pixel_patch**2))
         return parts
 
@@ -151,6 +162,14 @@ class SagConfig:
 
         check(self.slot_type in SLOT_TYPES, f"slot_type must be one of {SLOT_TYPES}")
         check(self.recon_target in RECON_TARGETS, f"recon_target must be in {RECON_TARGETS}")
+        if self.conv_stem:
+            check(self.stem in ("patch", "conv"), f"conv_stem contradicts stem {self.stem!r}")
+            self.stem = "conv"
+        check(self.stem in STEMS, f"stem must be one of {STEMS}")
+        check(self.stem == "efficientnet_lite0" or not self.recon_target.startswith("stem"),
+              "recon_target 'stem' needs stem efficientnet_lite0")
+        check(self.stem != "efficientnet_lite0" or self.patch_size == 8,
+              "stem efficientnet_lite0 needs patch_size 8")
         check(self.decoder_pos in DECODER_POS, f"decoder_pos must be in {DECODER_POS}")
         check(self.decoder_mixing in DECODER_MIXING, f"decoder_mixing in {DECODER_MIXING}")
         check(self.text_norm in TEXT_NORMS, f"text_norm must be in {TEXT_NORMS}")
@@ -267,6 +286,7 @@ class ImageFeatures:
     patch_tokens: torch.Tensor  # [B, N, vit_width] last ViT block (after its final norm)
     features: torch.Tensor  # [B, N, D] projected tokens + sine position encoding
     grid: tuple[int, int]  # (h, w), N = h * w
+    stem_features: torch.Tensor | None = None  # [B, N, C] a pretrained stem's own output
 
 
 @dataclass
@@ -600,8 +620,10 @@ def build_vit(config: SagConfig) -> nn.Module:
     from timm.models.vision_transformer import VisionTransformer
 
     kwargs: dict[str, Any] = {}
-    if config.conv_stem:
+    if config.stem == "conv":
         kwargs["embed_layer"] = partial(ConvStemPatchEmbed, stem_channels=config.conv_stem_channels)
+    elif config.stem == "efficientnet_lite0":
+        kwargs["embed_layer"] = partial(EfficientNetStemPatchEmbed, frozen=config.stem_frozen)
     return VisionTransformer(
         img_size=config.image_size,
         patch_size=config.patch_size,
@@ -723,11 +745,17 @@ class SagModel(nn.Module):
     def encode_image(self, pixel_values: torch.Tensor) -> ImageFeatures:
         """ViT patch tokens, projected to ``D`` with the sine position encoding added."""
         vit = self.image_encoder
-        tokens = vit.forward_features(pixel_values)[:, vit.num_prefix_tokens :]
+        stem_features = None
+        if isinstance(vit.patch_embed, EfficientNetStemPatchEmbed):
+            x, stem_features = vit.patch_embed.forward_with_features(pixel_values)
+            x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))
+            tokens = vit.norm(vit.blocks(x))[:, vit.num_prefix_tokens :]
+        else:
+            tokens = vit.forward_features(pixel_values)[:, vit.num_prefix_tokens :]
         h, w = (s // self.config.patch_size for s in pixel_values.shape[-2:])
         pos = sine_position_encoding_2d(h, w, self.config.dim, device=tokens.device)
         feats = self.image_proj(tokens)
-        return ImageFeatures(tokens, feats + pos.to(feats.dtype), (h, w))
+        return ImageFeatures(tokens, feats + pos.to(feats.dtype), (h, w), stem_features)
 
     def discover(
         self,
@@ -818,6 +846,9 @@ class SagModel(nn.Module):
         for name, _ in self.config.recon_splits:
             if name == "vit":
                 parts.append(image.patch_tokens.float())
+            elif name == "stem":
+                assert image.stem_features is not None
+                parts.append(image.stem_features.float())
             else:
                 parts.append(patchify(pixel_values.float(), self.config.pixel_patch))
         return torch.cat(parts, dim=-1).detach()
@@ -828,11 +859,14 @@ class SagModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         slot_init: str = "sample",
+        text: torch.Tensor | None = None,
     ) -> SagOutput:
-        """Training forward: slots of ``B_img`` images fused with all ``B_txt`` texts."""
+        """Training forward: slots of ``B_img`` images fused with all ``B_txt`` texts.
+        ``text`` may pass the texts' features ``[B_txt, D]`` computed earlier."""
         image = self.encode_image(pixel_values)
         slots = self.discover(image, slot_init)
-        text = self.encode_text(input_ids, attention_mask)
+        if text is None:
+            text = self.encode_text(input_ids, attention_mask)
         fused = self.fuse(slots.slots, text)
         recon = self.decode(slots)
         return SagOutput(

@@ -10,7 +10,10 @@ Loss settings (``loss:`` in the recipe), defaults in brackets:
 ``itc`` [1], ``itm`` [1], ``intra`` (lambda1) [0], ``inter`` (lambda2) [0], ``tau`` [0.3],
 ``inter_reduction`` [mean] (``pixel_reduction`` of :func:`inter_chunk_loss_batch`:
 mean | sum | region),
-``exclude_negation`` [true] (Sec. 4.3), ``chunk_losses_from_step`` [0] (start the chunk
+``exclude_negation`` [true] (Sec. 4.3), ``hard_negatives_from_step`` [0] (before it,
+ITM negatives are drawn uniformly from the batch: a from-scratch model whose contrastive
+similarity means nothing yet learns from them at once, where similarity-weighted ones
+kept its ITM loss at the prior in our trials), ``chunk_losses_from_step`` [0] (start the chunk
 losses once matching is learned), ``box`` [0] and ``semi`` [0] with ``semi_fraction``
 [0.0] (the share of samples whose true mask counts as labelled), ``gradcam_layer``
 [the model's default].
@@ -45,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "inter_reduction": "mean",
     "exclude_negation": True,
     "chunk_losses_from_step": 0,
+    "hard_negatives_from_step": 0,
     "box": 0.0,
     "semi": 0.0,
     "semi_fraction": 0.0,
@@ -112,22 +116,27 @@ class ChunkObjective(Objective):
         with torch.no_grad():
             same = image_index[:, None] == image_index[None, :]  # [B_txt, B_txt]
             own = F.one_hot(image_index, img.shape[0]).bool()  # [B_txt, B_img]
-            w_img = F.softmax(sim.float(), dim=1).masked_fill(own, 0)
-            w_txt = F.softmax(sim.T.float(), dim=1)[image_index].masked_fill(same, 0)
+            if self.step >= int(w["hard_negatives_from_step"]):
+                w_img = F.softmax(sim.float(), dim=1)
+                w_txt = F.softmax(sim.T.float(), dim=1)[image_index]
+            else:  # uniform over the batch
+                w_img = torch.ones_like(sim, dtype=torch.float32)
+                w_txt = torch.ones(len(ids), len(ids), device=sim.device)
+            w_img = w_img.masked_fill(own, 0)
+            w_txt = w_txt.masked_fill(same, 0)
             neg_img = _sample_rows(w_img)
             neg_txt = _sample_rows(w_txt)
+        # Both kinds of negative pair go through the fusion layers in one call, so each
+        # image's keys and values are projected once for all of them.
+        rows_i = (neg_img >= 0).nonzero().squeeze(1)
+        rows_t = (neg_txt >= 0).nonzero().squeeze(1)
+        texts = torch.cat([rows_i, neg_txt[rows_t]])
+        images = torch.cat([neg_img[rows_i], image_index[rows_t]])
         logits, labels = [pos_logits], [torch.ones_like(image_index)]
-        rows = (neg_img >= 0).nonzero().squeeze(1)
-        if len(rows):
-            out = m.fuse(txt[rows], mask[rows], IndexedImages(img, neg_img[rows]))
+        if len(texts):
+            out = m.fuse(txt[texts], mask[texts], IndexedImages(img, images))
             logits.append(m.itm_logits(out.hidden))
-            labels.append(torch.zeros_like(rows))
-        rows = (neg_txt >= 0).nonzero().squeeze(1)
-        if len(rows):
-            j = neg_txt[rows]
-            out = m.fuse(txt[j], mask[j], IndexedImages(img, image_index[rows]))
-            logits.append(m.itm_logits(out.hidden))
-            labels.append(torch.zeros_like(rows))
+            labels.append(torch.zeros_like(texts))
         logits_all, labels_all = torch.cat(logits), torch.cat(labels)
         itm = F.cross_entropy(logits_all.float(), labels_all)
         itm_acc = (logits_all.argmax(dim=1) == labels_all).float().mean()

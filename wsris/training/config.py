@@ -46,6 +46,9 @@ class OptimConfig:
     batch_size: int = 32
     grad_clip: float = 1.0
     num_workers: int = 0
+    # expressions of one image per batch (1: texts drawn independently); with 2, a batch
+    # of 32 texts encodes 16 images, halving the image encoder's share of a step
+    texts_per_image: int = 1
     # learning-rate multipliers by parameter-name prefix, e.g. {"image_encoder": 0.1}
     lr_mult: dict[str, float] = field(default_factory=dict)
 
@@ -54,6 +57,7 @@ class OptimConfig:
 class ScheduleConfig:
     log_every: int = 20
     checkpoint_every: int = 500
+    keep_every: int = 0  # 0: only last.pt; else also keep checkpoints/step{N}.pt every N steps
     eval_every: int = 0  # 0: only at the end
     eval_limit: int = 300  # val samples per validation; 0: no validation at all
     time_limit_minutes: float = 0.0  # 0: none; else stop cleanly (with a checkpoint) after

@@ -8,6 +8,7 @@ monitoring, never for the weak losses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,8 +32,13 @@ def _coerce(value: str) -> Any:
 
 
 def referring_dataset(spec: str):
-    """``shapes:SPLIT[?variant=V&seed=S&length=N&image_size=P]`` or a spec the evaluation
+    """``shapes:SPLIT[?variant=V&seed=S&length=N&image_size=P]``, ``cache:DIR`` (a
+    Shapes-Ref cache written by ``wsris data cache``) or a spec the evaluation
     understands (``refcoco+:unc:train@/path/to/refer``)."""
+    if spec.startswith("cache:"):
+        from ..data.shapes_cache import CachedShapes
+
+        return CachedShapes(Path(spec[len("cache:"):]).expanduser()).referring()
     head, _, query = spec.partition("?")
     params = {k: _coerce(v) for k, v in parse_qsl(query)}
     if head.startswith("shapes:"):

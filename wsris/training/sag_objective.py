@@ -2,7 +2,10 @@
 
 Loss weights (``loss:`` in the recipe): ``c3`` (1.0), ``recon`` (1.0) and
 ``recon_only_steps`` (0: the paper trains both from the start; a departure for tiny
-models trains reconstruction alone first so that slots bind before C^3 pulls on them).
+models trains reconstruction alone first so that slots bind before C^3 pulls on them),
+``frozen_text`` (false: a departure for small models whose pretrained text encoder is
+kept fixed; its features then depend on the text alone and are computed once per
+distinct expression, which takes the text encoder out of almost every step).
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ from typing import Any
 
 import torch
 
+from ..errors import ManifestError
 from ..losses.sag import c3_loss, c3_retrieval_accuracy, reconstruction_loss
 from .objectives import Objective
+
+LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
+                                 "frozen_text": False}
 
 
 def _first_sample_per_image(data, limit: int) -> list[int]:
@@ -29,12 +36,42 @@ def _first_sample_per_image(data, limit: int) -> list[int]:
 class SagObjective(Objective):
     method = "sag"
 
+    def __init__(self, config, device) -> None:
+        super().__init__(config, device)
+        unknown = sorted(set(config.loss) - set(LOSS_DEFAULTS))
+        if unknown:
+            raise ManifestError(f"recipe: unknown sag loss option(s) {unknown}; known: "
+                                f"{sorted(LOSS_DEFAULTS)}")
+        self._text_cache: dict[str, torch.Tensor] = {}
+        if self._weights()["frozen_text"]:
+            self.model.text_encoder.requires_grad_(False)
+            self.model.text_proj.requires_grad_(False)
+
     def _weights(self) -> dict[str, Any]:
-        return {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0, **self.train_config.loss}
+        return {**LOSS_DEFAULTS, **self.train_config.loss}
+
+    def _frozen_text_features(self, texts: list[str]) -> torch.Tensor:
+        """Features of a fixed text encoder, computed once per distinct text (in eval
+        mode, as at inference)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        if missing:
+            m = self.model
+            was_training = m.text_encoder.training
+            m.text_encoder.eval()
+            with torch.no_grad():
+                tb = self.tokenizer(missing).to(self.device)
+                feats = m.encode_text(tb.input_ids, tb.attention_mask).float()
+            m.text_encoder.train(was_training)
+            self._text_cache.update(zip(missing, feats, strict=True))
+        return torch.stack([self._text_cache[t] for t in texts])
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
         w = self._weights()
-        out = self.model(batch.pixel_values, batch.text.input_ids, batch.text.attention_mask)
+        text = None
+        if w["frozen_text"]:
+            text = self._frozen_text_features(batch.text.texts)
+        out = self.model(batch.pixel_values, batch.text.input_ids, batch.text.attention_mask,
+                         text=text)
         recon = reconstruction_loss(out.recon, out.recon_target, out.recon_splits)
         c3 = c3_loss(out.z, out.text, out.logit_scale, batch.image_index)
         c3_weight = 0.0 if self.step < int(w["recon_only_steps"]) else float(w["c3"])

@@ -1,0 +1,79 @@
+"""The Shapes-Ref cache holds exactly the generator's scenes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from wsris.data.shapes import ShapesRef
+from wsris.data.shapes_cache import CachedShapes, write_shapes_cache
+from wsris.errors import DatasetError, InvalidInputError
+from wsris.training.data import referring_dataset
+
+
+def _same_scene(a, b) -> None:
+    assert np.array_equal(a.image, b.image)
+    assert [e.__dict__ for e in a.expressions] == [e.__dict__ for e in b.expressions]
+    assert len(a.objects) == len(b.objects)
+    for x, y in zip(a.objects, b.objects, strict=True):
+        assert np.array_equal(x.mask, y.mask)
+        for field in ("shape", "colour", "size", "center", "radius", "bbox", "rgb"):
+            assert tuple(np.atleast_1d(getattr(x, field))) == tuple(
+                np.atleast_1d(getattr(y, field))), field
+
+
+@pytest.mark.parametrize("variant,workers", [("default", 1), ("attributes", 2)])
+def test_cache_equals_generator(tmp_path, variant, workers):
+    folder = write_shapes_cache(tmp_path / "c", "train", 12, variant=variant, seed=3,
+                                workers=workers)
+    cached = CachedShapes(folder)
+    generated = ShapesRef("train", variant=variant, seed=3, length=12)
+    assert len(cached) == 12
+    assert cached.config == generated.config
+    for i in range(12):
+        _same_scene(cached[i], generated[i])
+    # the flat referring view (what training reads) agrees sample by sample
+    a, b = cached.referring(), generated.referring()
+    assert len(a) == len(b) == 24
+    for i in (0, 5, 23):
+        x, y = a[i], b[i]
+        assert (x.sample_id, x.text, x.kind, x.image_id) == (y.sample_id, y.text, y.kind, y.image_id)
+        assert np.array_equal(x.mask, y.mask)
+
+
+def test_cache_data_spec_and_cli(tmp_path):
+    from wsris.cli import main
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(main, ["data", "cache", "shapes:val", str(out), "--n", "3",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    data = referring_dataset(f"cache:{out}")
+    assert data[0].text == ShapesRef("val").referring()[0].text
+    # an existing cache is not replaced without --overwrite
+    again = CliRunner().invoke(main, ["data", "cache", "shapes:val", str(out), "--n", "3"])
+    assert again.exit_code != 0 and "overwrite" in again.output
+    bad = CliRunner().invoke(main, ["data", "cache", "refcoco:val", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "shapes:SPLIT" in bad.output
+
+
+def test_incomplete_or_foreign_folders_are_refused(tmp_path):
+    folder = write_shapes_cache(tmp_path / "c", "val", 2)
+    (folder / "cache.json").unlink()  # as after an interrupted write
+    with pytest.raises(DatasetError, match="not a complete"):
+        CachedShapes(folder)
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(InvalidInputError, match="not a Shapes-Ref cache"):
+        write_shapes_cache(other, "val", 2, overwrite=True)
+    assert (other / "holiday.jpg").exists()
+    folder = write_shapes_cache(tmp_path / "d", "val", 2)
+    meta = json.loads((folder / "cache.json").read_text())
+    meta["n"] = 5  # arrays too short for the stated size
+    (folder / "cache.json").write_text(json.dumps(meta))
+    with pytest.raises(DatasetError):
+        CachedShapes(folder)

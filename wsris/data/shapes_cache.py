@@ -1,0 +1,209 @@
+"""A pre-generated Shapes-Ref set on disk, so training pays nothing per step for scenes.
+
+``write_shapes_cache`` renders scenes ``0..n-1`` of one split/variant/seed once and stores
+them in a folder; :class:`CachedShapes` reads them back as the very same
+:class:`~wsris.data.shapes.ShapesSample` objects the generator makes (a test checks this).
+
+Layout of a cache folder:
+
+- ``images.u8``: memory-mapped ``uint8 [n, H, W, 3]``;
+- ``labels.u8``: memory-mapped ``uint8 [n, H, W]``, 0 for background and ``k + 1`` for
+  object ``k`` (Shapes-Ref masks are disjoint, so one label map holds them all);
+- ``scenes.json``: per scene, the objects' attributes (without masks) and expressions;
+- ``cache.json``: split, variant, seed, size, the generator configuration and a version,
+  written last, so a folder without it is an interrupted write and is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DatasetError, InvalidInputError
+from .shapes import (
+    Expression,
+    ShapeObject,
+    ShapesConfig,
+    ShapesReferring,
+    ShapesSample,
+    generate_sample,
+    variant_config,
+)
+
+__all__ = ["CachedShapes", "write_shapes_cache"]
+
+CACHE_VERSION = 1
+_OBJECT_FIELDS = ("shape", "colour", "size", "center", "radius", "bbox", "rgb")
+_CHUNK = 256  # scenes per worker task
+
+
+def _scene_record(sample: ShapesSample) -> dict[str, Any]:
+    return {
+        "objects": [{k: getattr(o, k) for k in _OBJECT_FIELDS} for o in sample.objects],
+        "expressions": [dataclasses.asdict(e) for e in sample.expressions],
+    }
+
+
+def _render_chunk(args: tuple) -> list[dict[str, Any]]:
+    """Render scenes ``start..stop`` straight into the memory maps (one worker's task)."""
+    folder, split, variant, seed, cfg, start, stop, n = args
+    size = cfg.image_size
+    images = np.memmap(folder / "images.u8", np.uint8, "r+", shape=(n, size, size, 3))
+    labels = np.memmap(folder / "labels.u8", np.uint8, "r+", shape=(n, size, size))
+    records = []
+    for i in range(start, stop):
+        sample = generate_sample(split, i, seed, cfg, variant)
+        images[i] = sample.image
+        label = np.zeros((size, size), np.uint8)
+        for k, o in enumerate(sample.objects):
+            label[o.mask] = k + 1
+        labels[i] = label
+        records.append(_scene_record(sample))
+    images.flush()
+    labels.flush()
+    return records
+
+
+def write_shapes_cache(
+    directory: str | Path,
+    split: str = "train",
+    n: int = 50_000,
+    *,
+    variant: str = "default",
+    seed: int = 0,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: Callable[[int], Any] | None = None,
+) -> Path:
+    """Render scenes ``0..n-1`` of ``shapes:SPLIT`` (``variant``, ``seed``) into
+    ``directory``; returns it. ``workers`` processes render in parallel; the result does
+    not depend on their number."""
+    folder = Path(directory)
+    if n < 1:
+        raise InvalidInputError(f"n must be at least 1, got {n}")
+    cfg = variant_config(variant)
+    if cfg.max_objects > 255:  # labels are uint8
+        raise InvalidInputError("at most 255 objects per scene can be cached")
+    if folder.exists() and any(folder.iterdir()):
+        if not overwrite:
+            raise InvalidInputError(f"{folder} is not empty; pass overwrite=True to replace it")
+        if not (folder / "cache.json").is_file() and not (folder / "images.u8").is_file():
+            raise InvalidInputError(f"{folder} is not a Shapes-Ref cache; refusing to replace it")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    size = cfg.image_size
+    np.memmap(folder / "images.u8", np.uint8, "w+", shape=(n, size, size, 3)).flush()
+    np.memmap(folder / "labels.u8", np.uint8, "w+", shape=(n, size, size)).flush()
+    tasks = [(folder, split, variant, seed, cfg, s, min(n, s + _CHUNK), n)
+             for s in range(0, n, _CHUNK)]
+    records: list[dict[str, Any]] = []
+    if workers <= 1:
+        results: Iterator[list[dict[str, Any]]] = map(_render_chunk, tasks)
+        for chunk in results:
+            records += chunk
+            if progress:
+                progress(len(chunk))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for chunk in pool.map(_render_chunk, tasks):
+                records += chunk
+                if progress:
+                    progress(len(chunk))
+    (folder / "scenes.json").write_text(json.dumps(records), encoding="utf-8")
+    meta = {
+        "version": CACHE_VERSION, "split": split, "variant": variant, "seed": seed, "n": n,
+        "image_size": size, "config": dataclasses.asdict(cfg),
+    }
+    tmp = folder / "cache.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    os.replace(tmp, folder / "cache.json")
+    return folder
+
+
+def _tupled(value: Any) -> Any:
+    """JSON lists back to the tuples of a frozen :class:`ShapesConfig`."""
+    if isinstance(value, list):
+        return tuple(_tupled(v) for v in value)
+    return value
+
+
+class CachedShapes:
+    """A Shapes-Ref cache folder as a dataset of scenes: same interface as
+    :class:`~wsris.data.shapes.ShapesRef` (``len``, ``[i]`` -> ``ShapesSample``,
+    ``referring()``), reading from memory maps."""
+
+    def __init__(self, directory: str | Path) -> None:
+        folder = Path(directory)
+        meta_path = folder / "cache.json"
+        if not meta_path.is_file():
+            raise DatasetError(
+                f"{folder} is not a complete Shapes-Ref cache (no cache.json); write it with "
+                "`wsris data cache`"
+            )
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("version") != CACHE_VERSION:
+            raise DatasetError(f"{folder}: cache version {meta.get('version')} is not "
+                               f"{CACHE_VERSION}; write it again")
+        self.folder = folder
+        self.split: str = meta["split"]
+        self.variant: str = meta["variant"]
+        self.seed: int = int(meta["seed"])
+        self.length = int(meta["n"])
+        self.config = ShapesConfig(**{k: _tupled(v) for k, v in meta["config"].items()})
+        size = int(meta["image_size"])
+        try:
+            self._images = np.memmap(folder / "images.u8", np.uint8, "r",
+                                     shape=(self.length, size, size, 3))
+            self._labels = np.memmap(folder / "labels.u8", np.uint8, "r",
+                                     shape=(self.length, size, size))
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{folder}: cache arrays unreadable or truncated: {exc}") from exc
+        self._scenes = json.loads((folder / "scenes.json").read_text(encoding="utf-8"))
+        if len(self._scenes) != self.length:
+            raise DatasetError(f"{folder}: {len(self._scenes)} scene records for "
+                               f"{self.length} images")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> ShapesSample:
+        index = int(index)
+        if index < 0:
+            index += self.length
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} scenes")
+        record = self._scenes[index]
+        label = np.asarray(self._labels[index])
+        objects = [
+            ShapeObject(
+                shape=o["shape"], colour=o["colour"], size=o["size"],
+                center=tuple(o["center"]), radius=float(o["radius"]), bbox=tuple(o["bbox"]),
+                mask=label == k + 1, rgb=tuple(o["rgb"]),
+            )
+            for k, o in enumerate(record["objects"])
+        ]
+        return ShapesSample(
+            image=np.array(self._images[index]),
+            objects=objects,
+            expressions=[Expression(**e) for e in record["expressions"]],
+            split=self.split, index=index, seed=self.seed, variant=self.variant,
+        )
+
+    def __iter__(self) -> Iterator[ShapesSample]:
+        for i in range(self.length):
+            yield self[i]
+
+    def referring(self) -> ShapesReferring:
+        return ShapesReferring(self)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return (f"CachedShapes({str(self.folder)!r}, split={self.split!r}, "
+                f"variant={self.variant!r}, seed={self.seed}, n={self.length})")
