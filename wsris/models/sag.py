@@ -847,8 +847,12 @@ class SagModel(nn.Module):
             if name == "vit":
                 parts.append(image.patch_tokens.float())
             elif name == "stem":
+                # standardised per token over its channels: the raw features' mean square
+                # is about 80, which would drown the pixel part and, under gradient
+                # clipping, the C^3 loss
                 assert image.stem_features is not None
-                parts.append(image.stem_features.float())
+                stem = image.stem_features.float()
+                parts.append(F.layer_norm(stem, stem.shape[-1:]))
             else:
                 parts.append(patchify(pixel_values.float(), self.config.pixel_patch))
         return torch.cat(parts, dim=-1).detach()
