@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wsris.training import TrainConfig
-from wsris.training.chunk_objective import _labelled, _sample_rows
+from wsris.training.chunk_objective import _labelled, _sample_rows, negative_weights
 from wsris.training.objectives import build_objective
 
 TINY = {
@@ -128,3 +128,18 @@ def test_loss_options_are_checked_when_the_objective_is_built():
     cfg = {**TINY, "loss": {**TINY["loss"], "inter_reduction": "region"}}
     obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))
     assert obj.weights["inter_reduction"] == "region"
+
+
+def test_negative_weights_uniform_then_by_similarity():
+    # 3 images; texts 0,1 of image 0, text 2 of image 1, text 3 of image 2
+    index = torch.tensor([0, 0, 1, 2])
+    sim = torch.tensor([[5.0, 1.0, 0.0], [5.0, 0.0, 2.0], [0.0, 5.0, 3.0], [1.0, 1.0, 5.0]])
+    w_img, w_txt = negative_weights(sim, index, hard=False)
+    assert torch.equal(w_img, torch.tensor([[0.0, 1, 1], [0, 1, 1], [1, 0, 1], [1, 1, 0]]))
+    # a text of image 0 never draws text 1 (also image 0) as its image's negative text
+    assert torch.equal(w_txt[0], torch.tensor([0.0, 0, 1, 1]))
+    assert torch.equal(w_txt[2], torch.tensor([1.0, 1, 0, 1]))
+    w_img, _ = negative_weights(sim, index, hard=True)
+    soft = torch.softmax(sim[1], 0)
+    torch.testing.assert_close(w_img[1], torch.tensor([0.0, soft[1], soft[2]]))
+    assert w_img[1, 2] > w_img[1, 1]  # the more similar image is the likelier negative

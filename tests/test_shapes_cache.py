@@ -77,3 +77,18 @@ def test_incomplete_or_foreign_folders_are_refused(tmp_path):
     (folder / "cache.json").write_text(json.dumps(meta))
     with pytest.raises(DatasetError):
         CachedShapes(folder)
+
+
+def test_cached_spec_writes_once_then_reads_and_checks(tmp_path):
+    folder = tmp_path / "attr"
+    spec = f"shapes:train?variant=attributes&seed=2&length=4&cache={folder}"
+    first = referring_dataset(spec)
+    assert (folder / "cache.json").is_file()
+    again = referring_dataset(spec)  # read back, not rewritten
+    generated = ShapesRef("train", variant="attributes", seed=2, length=4).referring()
+    for i in range(8):
+        assert first[i].text == again[i].text == generated[i].text
+    with pytest.raises(InvalidInputError, match="asks for"):
+        referring_dataset(f"shapes:train?variant=attributes&seed=3&length=4&cache={folder}")
+    with pytest.raises(InvalidInputError, match="length"):
+        referring_dataset(f"shapes:train?cache={tmp_path / 'y'}")

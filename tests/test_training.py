@@ -218,3 +218,58 @@ def test_eval_limit_zero_switches_validation_off(tmp_path):
     train(_config(tmp_path / "on", data=data, schedule=schedule), progress=False)
     lines = (tmp_path / "on" / "val_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [3, 6]  # the last one not twice
+
+
+def test_step_sampler_groups_keep_a_scenes_expressions_together():
+    s = StepSampler(12, 4, seed=1, group=2)
+    seen = []
+    for step in range(3):  # one epoch of 6 blocks, 2 per step
+        idx = s.indices(step)
+        assert len(idx) == 4
+        assert all(idx[k + 1] == idx[k] + 1 and idx[k] % 2 == 0 for k in (0, 2))
+        seen += idx
+    assert sorted(seen) == list(range(12))
+    with pytest.raises(ValueError, match="multiple"):
+        StepSampler(12, 5, seed=1, group=2)
+
+
+def test_texts_per_image_must_match_the_data(tmp_path):
+    from wsris.training.loop import _texts_per_image
+
+    cfg = _config(tmp_path / "r")
+    cfg.optim.texts_per_image = 3
+    from wsris.data.shapes import ShapesRef
+
+    with pytest.raises(ManifestError, match="3 expressions per scene"):
+        _texts_per_image(ShapesRef("val", length=2).referring(), cfg.optim)
+    cfg.optim.texts_per_image = 2
+    assert _texts_per_image(ShapesRef("val", length=2).referring(), cfg.optim) == 2
+
+
+def test_keep_every_keeps_numbered_checkpoints(tmp_path):
+    cfg = _config(tmp_path / "k")
+    cfg.schedule.keep_every = 3
+    cfg.schedule.eval_limit = 0
+    train(cfg, progress=False)
+    kept = sorted(p.name for p in (tmp_path / "k" / "checkpoints").glob("step*.pt"))
+    assert kept == ["step3.pt", "step6.pt"]
+    state = torch.load(tmp_path / "k" / "checkpoints" / "step3.pt", weights_only=True)
+    assert state["step"] == 3
+
+
+def test_frozen_text_features_are_cached_and_equal_the_encoder(tmp_path):
+    from wsris.training.objectives import build_objective
+
+    cfg = _config(tmp_path / "f", loss={"frozen_text": True})
+    obj = build_objective(cfg, torch.device("cpu"))
+    assert not any(p.requires_grad for p in obj.model.text_encoder.parameters())
+    texts = ["the red circle", "blue square", "the red circle"]
+    feats = obj._frozen_text_features(texts)
+    assert len(obj._text_cache) == 2
+    obj.model.eval()
+    tb = obj.tokenizer(texts)
+    with torch.no_grad():
+        direct = obj.model.encode_text(tb.input_ids, tb.attention_mask)
+    torch.testing.assert_close(feats, direct.float())
+    with pytest.raises(ManifestError, match="unknown sag loss"):
+        build_objective(_config(tmp_path / "g", loss={"frozen_txt": True}), torch.device("cpu"))

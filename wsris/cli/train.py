@@ -12,6 +12,10 @@ import click
 @click.option("--output-dir", type=click.Path(path_type=Path), default=None,
               help="Override the recipe's output_dir.")
 @click.option("--steps", type=int, default=None, help="Override optim.total_steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Override optim.batch_size (e.g. a larger batch on a GPU).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override optim.lr.")
 @click.option("--time-limit", type=float, default=None,
               help="Stop cleanly with a checkpoint after this many minutes (resume later).")
 @click.option("--device", default=None, help="auto, cpu, cuda (default: the recipe's).")
@@ -28,6 +32,8 @@ def train_command(
     recipe: Path,
     output_dir: Path | None,
     steps: int | None,
+    batch_size: int | None,
+    lr: float | None,
     time_limit: float | None,
     device: str | None,
     resume: bool,
@@ -50,6 +56,10 @@ def train_command(
         config.output_dir = str(output_dir)
     if steps is not None:
         config.optim.total_steps = steps
+    if batch_size is not None:
+        config.optim.batch_size = batch_size
+    if lr is not None:
+        config.optim.lr = lr
     if time_limit is not None:
         config.schedule.time_limit_minutes = time_limit
     if device is not None:

@@ -64,6 +64,24 @@ def _sample_rows(weights: torch.Tensor, generator: torch.Generator | None = None
     return torch.where(valid, picks, torch.full_like(picks, -1))
 
 
+def negative_weights(
+    sim: torch.Tensor, image_index: torch.Tensor, hard: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampling weights of the ITM negatives: ``[B_txt, B_img]`` (a negative image for each
+    text) and ``[B_txt, B_txt]`` (a negative text for each text's image). ``hard``: in
+    proportion to the softmax of the contrastive similarity ``sim`` (ALBEF); else uniform.
+    An image's own texts (and a text's own image) always weigh 0."""
+    same = image_index[:, None] == image_index[None, :]
+    own = F.one_hot(image_index, sim.shape[1]).bool()
+    if hard:
+        w_img = F.softmax(sim.float(), dim=1)
+        w_txt = F.softmax(sim.T.float(), dim=1)[image_index]
+    else:
+        w_img = torch.ones(sim.shape, device=sim.device)
+        w_txt = torch.ones(len(image_index), len(image_index), device=sim.device)
+    return w_img.masked_fill(own, 0), w_txt.masked_fill(same, 0)
+
+
 class ChunkObjective(Objective):
     method = "chunk"
 
@@ -111,19 +129,11 @@ class ChunkObjective(Objective):
         else:
             pos_logits = m.itm_logits(m.fuse(txt, mask, img_pos).hidden)
 
-        # Hard negatives from the batch, weighted by detached contrastive similarity;
-        # an image's own texts (and a text's own image) are never negatives.
+        # ITM negatives from the batch: uniform first, then weighted by the detached
+        # contrastive similarity (hard); an image's own texts are never its negatives.
         with torch.no_grad():
-            same = image_index[:, None] == image_index[None, :]  # [B_txt, B_txt]
-            own = F.one_hot(image_index, img.shape[0]).bool()  # [B_txt, B_img]
-            if self.step >= int(w["hard_negatives_from_step"]):
-                w_img = F.softmax(sim.float(), dim=1)
-                w_txt = F.softmax(sim.T.float(), dim=1)[image_index]
-            else:  # uniform over the batch
-                w_img = torch.ones_like(sim, dtype=torch.float32)
-                w_txt = torch.ones(len(ids), len(ids), device=sim.device)
-            w_img = w_img.masked_fill(own, 0)
-            w_txt = w_txt.masked_fill(same, 0)
+            hard = self.step >= int(w["hard_negatives_from_step"])
+            w_img, w_txt = negative_weights(sim, image_index, hard)
             neg_img = _sample_rows(w_img)
             neg_txt = _sample_rows(w_txt)
         # Both kinds of negative pair go through the fusion layers in one call, so each

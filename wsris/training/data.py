@@ -31,10 +31,40 @@ def _coerce(value: str) -> Any:
     return value
 
 
+def _cached_shapes(split: str, folder: Path, params: dict[str, Any]):
+    """``shapes:SPLIT?cache=DIR&length=N[&variant=V&seed=S]``: the cache in DIR, written
+    there first (on every core) when DIR does not exist yet; an existing cache must hold
+    exactly the scenes the spec names."""
+    from ..data.shapes_cache import CachedShapes, write_shapes_cache
+
+    unknown = sorted(set(params) - {"variant", "seed", "length"})
+    if unknown or "length" not in params:
+        raise InvalidInputError(
+            f"a cached shapes spec takes length (required), variant and seed; got {sorted(params)}"
+        )
+    want = {"split": split, "variant": str(params.get("variant", "default")),
+            "seed": int(params.get("seed", 0)), "n": int(params["length"])}
+    if not (folder / "cache.json").is_file():
+        import os
+
+        from tqdm.auto import tqdm
+
+        with tqdm(total=want["n"], unit="scene", desc=f"caching {folder.name}") as bar:
+            write_shapes_cache(folder, split, want["n"], variant=want["variant"],
+                               seed=want["seed"], workers=os.cpu_count() or 1,
+                               progress=bar.update)
+    data = CachedShapes(folder)
+    have = {"split": data.split, "variant": data.variant, "seed": data.seed, "n": len(data)}
+    if have != want:
+        raise InvalidInputError(f"the cache in {folder} holds {have}, the spec asks for {want}")
+    return data
+
+
 def referring_dataset(spec: str):
-    """``shapes:SPLIT[?variant=V&seed=S&length=N&image_size=P]``, ``cache:DIR`` (a
-    Shapes-Ref cache written by ``wsris data cache``) or a spec the evaluation
-    understands (``refcoco+:unc:train@/path/to/refer``)."""
+    """``shapes:SPLIT[?variant=V&seed=S&length=N&image_size=P]``, with ``&cache=DIR`` the
+    same scenes pre-rendered once into DIR (see :func:`_cached_shapes`), ``cache:DIR`` (a
+    cache written by ``wsris data cache``) or a spec the evaluation understands
+    (``refcoco+:unc:train@/path/to/refer``)."""
     if spec.startswith("cache:"):
         from ..data.shapes_cache import CachedShapes
 
@@ -45,6 +75,9 @@ def referring_dataset(spec: str):
         from ..data.shapes import ShapesRef
 
         split = head.split(":", 1)[1]
+        cache = params.pop("cache", None)
+        if cache is not None:
+            return _cached_shapes(split, Path(str(cache)).expanduser(), params).referring()
         return ShapesRef(split, **params).referring()
     if query:
         raise InvalidInputError(f"{spec!r}: options after '?' are only for shapes: data")
