@@ -40,7 +40,8 @@ def test_cache_equals_generator(tmp_path, variant, workers):
     assert len(a) == len(b) == 24
     for i in (0, 5, 23):
         x, y = a[i], b[i]
-        assert (x.sample_id, x.text, x.kind, x.image_id) == (y.sample_id, y.text, y.kind, y.image_id)
+        fields = ("sample_id", "text", "kind", "image_id")
+        assert [getattr(x, f) for f in fields] == [getattr(y, f) for f in fields]
         assert np.array_equal(x.mask, y.mask)
 
 

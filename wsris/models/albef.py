@@ -24,7 +24,6 @@ from torch import nn
 from ..errors import ManifestError
 from .bert import BertConfig, BertModel, FusionOutput
 
-
 STEMS = ("patch", "conv", "efficientnet_lite0")
 
 
