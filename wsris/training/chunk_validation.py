@@ -12,7 +12,9 @@
   does not depend on calibration;
 - ``gradcam_pick``: share of samples where the object with the highest mean Grad-CAM
   (sentence map over the words) is the target, beside ``random_pick`` (the mean of
-  1 / number of objects, the random-object baseline);
+  1 / number of objects, the random-object baseline); ``gradcam_pick_with_cls``: the
+  same with [CLS] in the average (ALBEF's grounding evaluation; in a small model the
+  [CLS] row carries most of the localisation);
 - ``map_area``: the mean share of the min-max normalised sentence map above ``tau`` (how
   broad the Grad-CAM is; a target covers about 4% of a Shapes-Ref image), and
   ``chunk_regions``: the mean number of isolated regions above ``tau`` in a chunk map,
@@ -49,6 +51,14 @@ def perturb_colour(text: str, objects: list[Any], colours: list[str]) -> str | N
     return " ".join([*words[:i], choice, *words[i + 1 :]])
 
 
+def _picked(smap: torch.Tensor, object_masks: list[np.ndarray]) -> int:
+    """The object whose mean (upsampled) map value is highest."""
+    h, w = object_masks[0].shape
+    up = F.interpolate(smap[None, None].float().cpu(), size=(h, w), mode="bilinear",
+                       align_corners=False)[0, 0].numpy()
+    return int(np.argmax([float(up[m].mean()) if m.any() else -np.inf for m in object_masks]))
+
+
 def _itm_scores(objective, pixel_values: torch.Tensor, texts: list[str]) -> torch.Tensor:
     m = objective.model
     batch = objective.tokenizer(texts).to(objective.device)
@@ -67,7 +77,7 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
     model = objective.model
     model.eval()
     n = min(limit, len(data))
-    balanced, perturbed, picks, chance = [], [], [], []
+    balanced, perturbed, picks, picks_cls, chance = [], [], [], [], []
     pair_balanced, pair_perturbed = [], []
     areas, regions = [], []
     tau = float(objective.weights["tau"])
@@ -90,22 +100,21 @@ def matching_metrics(objective, limit: int) -> dict[str, float]:
             cam = compute_gradcam(model, img, batch.input_ids, batch.attention_mask,
                                   layer=objective.weights.get("gradcam_layer"))
         smap = sentence_map(cam.maps, default_word_mask(batch.attention_mask))[0]
+        with_cls = sentence_map(cam.maps, batch.attention_mask.bool())[0]
         areas.append(float((minmax_normalize(smap.detach().float()) > tau).float().mean()))
         chunks = chunk_batch(batch, objective.tokenizer).position_chunks[0]
         for cmap in minmax_normalize(chunk_maps(cam.maps[0].detach(), chunks)):
             regions.append(isolated_regions(cmap.cpu().numpy(), tau)[0])
-        h, w = sample.mask.shape
-        up = F.interpolate(smap[None, None].float().cpu(), size=(h, w), mode="bilinear",
-                           align_corners=False)[0, 0].numpy()
-        means = [float(up[m].mean()) if m.any() else -np.inf for m in sample.object_masks]
         target = next(k for k, m in enumerate(sample.object_masks) if (m == sample.mask).all())
-        picks.append(int(np.argmax(means)) == target)
+        picks.append(_picked(smap, sample.object_masks) == target)
+        picks_cls.append(_picked(with_cls, sample.object_masks) == target)
         chance.append(1.0 / len(sample.object_masks))
     model.train()
     out = {
         "itm_acc_balanced": float(np.mean(balanced)),
         "itm_pair_balanced": float(np.mean(pair_balanced)),
         "gradcam_pick": float(np.mean(picks)),
+        "gradcam_pick_with_cls": float(np.mean(picks_cls)),
         "random_pick": float(np.mean(chance)),
         "map_area": float(np.mean(areas)),
         "chunk_regions": float(np.mean(regions)) if regions else float("nan"),
