@@ -41,8 +41,15 @@ def fake_proposals(monkeypatch):
         best = int(np.argmax(iou))
         return (best, float(iou[best])) if iou[best] > 0 else (-1, 0.0)
 
+    def select_proposal_by_mean(proposals, score_map, min_area):
+        calls["select"].append((proposals.shape, score_map.shape, min_area, score_map.copy()))
+        means = (proposals * score_map).sum((1, 2)) / proposals.sum((1, 2))
+        means[proposals.sum((1, 2)) < min_area * score_map.size] = -1
+        return int(np.argmax(means)), float(means.max())
+
     mod.generate_proposals = generate_proposals
     mod.select_proposal = select_proposal
+    mod.select_proposal_by_mean = select_proposal_by_mean
     monkeypatch.setitem(sys.modules, "wsris.methods.proposals", mod)
     return calls
 
@@ -167,3 +174,20 @@ def test_bad_options(fake_proposals, options, match):
     model, pixels, text, image = _inputs(lengths=(2,))
     with pytest.raises(InvalidInputError, match=match):
         localize(model, pixels, text, image, options)
+
+
+def test_mean_rule_picks_the_hottest_proposal_and_says_so(fake_proposals):
+    model, pixels, text, image = _inputs()
+    outs = localize(model, pixels, text, image, {"proposal_select": "mean",
+                                                 "proposal_min_area": 0.3})
+    for t, out in enumerate(outs):
+        _, _, min_area, score = fake_proposals["select"][t]
+        assert min_area == 0.3
+        h, w = score.shape
+        means = [score[: h // 2].mean(), score[:, : w // 2].mean(), score.mean()]
+        assert out.stages["proposal"]["rule"] == "mean"
+        assert out.stages["proposal"]["index"] == int(np.argmax(means))
+    with pytest.raises(InvalidInputError, match="proposal_select"):
+        localize(model, pixels, text, image, {"proposal_select": "best"})
+    with pytest.raises(InvalidInputError, match="proposal_min_area"):
+        localize(model, pixels, text, image, {"proposal_min_area": 1.5})

@@ -272,3 +272,23 @@ def test_proposal_ious_matches_a_loop():
     mask = rng.random((9, 8)) < 0.5
     expected = [(p & mask).sum() / (p | mask).sum() for p in props]
     np.testing.assert_allclose(proposal_ious(props, mask), expected)
+
+
+def test_select_by_mean_takes_the_hottest_large_enough_proposal():
+    from wsris.methods.proposals import select_proposal_by_mean
+
+    props = np.zeros((3, 10, 10), bool)
+    props[0, :1, :1] = True  # 1 px: the hottest, but below min_area 0.05 (5 px)
+    props[1, 2:6, 2:6] = True  # 16 px, mean 0.5
+    props[2, 5:10, 5:10] = True  # 25 px
+    score = np.zeros((10, 10))
+    score[0, 0] = 1.0
+    score[2:6, 2:6] = 0.5
+    score[5:10, 5:10] = 0.2
+    score[5, 5] = 0.5  # shared corner
+    index, mean = select_proposal_by_mean(props, score, min_area=0.05)
+    assert index == 1 and mean == pytest.approx(0.5)
+    assert select_proposal_by_mean(props, score, min_area=0.0)[0] == 0
+    assert select_proposal_by_mean(props, score, min_area=0.5) == (-1, 0.0)
+    with pytest.raises(InvalidInputError):
+        select_proposal_by_mean(props, score[:5], 0.01)

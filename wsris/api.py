@@ -38,7 +38,8 @@ from .text import Tokenizer
 # Options each method's pipeline understands; anything else is a typo worth an error.
 METHOD_OPTIONS = {
     "chunk": {
-        "stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals", "average"
+        "stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals", "average",
+        "proposal_select", "proposal_min_area",
     },
     "sag": {"combine", "slot_init", "num_samples", "seed"},
 }

@@ -468,3 +468,31 @@ def select_proposal(
     if ious[best] <= 0.0:
         return -1, 0.0
     return best, float(ious[best])
+
+
+def select_proposal_by_mean(
+    proposals: np.ndarray, score_map: np.ndarray, min_area: float = 0.01
+) -> tuple[int, float]:
+    """The proposal with the highest mean of ``score_map`` inside it, among proposals
+    covering at least ``min_area`` of the image (a departure from the paper's IoU rule,
+    for maps that peak on a few tokens of the object rather than cover it: their
+    binarised map is smaller than the object, so the IoU rule prefers fragments).
+
+    Returns ``(index, mean)``; ``(-1, 0.0)`` when no proposal is large enough.
+    """
+    score_map = np.asarray(score_map, dtype=np.float64)
+    if score_map.ndim != 2 or proposals.ndim != 3 or proposals.shape[1:] != score_map.shape:
+        raise InvalidInputError(
+            f"expected proposals [P,H,W] and a map [H,W] of the same size, got "
+            f"{proposals.shape} and {score_map.shape}"
+        )
+    if not 0.0 <= min_area < 1.0:
+        raise InvalidInputError(f"min_area must be in [0, 1), got {min_area}")
+    flat = proposals.reshape(len(proposals), -1).astype(np.float64)
+    areas = flat.sum(axis=1)
+    means = (flat @ score_map.reshape(-1)) / np.maximum(areas, 1.0)
+    means[areas < max(1.0, min_area * score_map.size)] = -np.inf
+    if len(means) == 0 or not np.isfinite(means).any():
+        return -1, 0.0
+    best = int(np.argmax(means))
+    return best, float(means[best])

@@ -16,9 +16,12 @@ affinity). Without proposals (or when no proposal overlaps the map) ``mask`` is 
 the Segmenter thresholds the heat map.
 
 Options (``config.json["inference"]`` plus per-call overrides): ``stages``,
-``gradcam_layer``, ``affinity_layer``, ``proposal_tau`` (0.3), ``max_proposals``, and
+``gradcam_layer``, ``affinity_layer``, ``proposal_tau`` (0.3), ``max_proposals``,
 ``average``: ``"words"`` (default, the paper's average over the sentence's words) or
-``"tokens_with_cls"`` (ALBEF's grounding evaluation, which also averages [CLS]).
+``"tokens_with_cls"`` (ALBEF's grounding evaluation, which also averages [CLS]), and
+``proposal_select``: ``"iou"`` (default, the paper's rule above) or ``"mean"`` (the
+proposal with the highest mean map inside, among those covering at least
+``proposal_min_area`` (0.01) of the image; for maps that peak on a few tokens).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from .base import LocalizationOutput, TextBatch
 
 STAGES = ("gradcam", "affinity", "proposals")
 AVERAGES = ("words", "tokens_with_cls")
+PROPOSAL_SELECTS = ("iou", "mean")
 PROPOSAL_TAU = 0.3
 # Proposals are computed at this long side at most; the mask is returned at that size
 # and the Segmenter resizes it (nearest) to the original image.
@@ -151,6 +155,17 @@ def localize(
         isinstance(max_proposals, bool) or not isinstance(max_proposals, int) or max_proposals < 1
     ):
         raise InvalidInputError(f"max_proposals must be a positive integer, got {max_proposals!r}")
+    select = options.get("proposal_select") or "iou"
+    if select not in PROPOSAL_SELECTS:
+        raise InvalidInputError(
+            f"proposal_select must be one of {PROPOSAL_SELECTS}, got {select!r}"
+        )
+    min_area = options.get("proposal_min_area")
+    min_area = 0.01 if min_area is None else min_area
+    if isinstance(min_area, bool) or not isinstance(min_area, (int, float)) or not (
+        0.0 <= min_area < 1.0
+    ):
+        raise InvalidInputError(f"proposal_min_area must be in [0, 1), got {min_area!r}")
     if pixel_values.shape[0] != 1:
         raise InvalidInputError(f"expected one image [1, 3, H, W], got {tuple(pixel_values.shape)}")
 
@@ -199,7 +214,7 @@ def localize(
             stages_t["affinity_layer"] = affinity_layer
         chosen = None
         if proposals is not None:
-            chosen = _select(proposals, final[t], tau, stages_t)
+            chosen = _select(proposals, final[t], tau, stages_t, select, float(min_area))
         outputs.append(
             LocalizationOutput(
                 heatmap=final[t].clone(), mask=chosen, score=float(match[t]), stages=stages_t
@@ -209,15 +224,21 @@ def localize(
 
 
 def _select(
-    proposals: np.ndarray, low: torch.Tensor, tau: float, stages: dict[str, Any]
+    proposals: np.ndarray, low: torch.Tensor, tau: float, stages: dict[str, Any],
+    rule: str = "iou", min_area: float = 0.01,
 ) -> np.ndarray | None:
-    from ..methods.proposals import select_proposal
+    from ..methods.proposals import select_proposal, select_proposal_by_mean
 
     size = tuple(proposals.shape[1:]) if proposals.ndim == 3 else (1, 1)
-    index, iou = select_proposal(proposals, _normalised(low, size), tau)
+    score_map = _normalised(low, size)
+    if rule == "mean":
+        index, value = select_proposal_by_mean(proposals, score_map, min_area)
+    else:
+        index, value = select_proposal(proposals, score_map, tau)
     stages["proposal"] = {
         "index": int(index),
-        "iou": float(iou),
+        "rule": rule,
+        "iou" if rule == "iou" else "mean": float(value),
         "count": int(proposals.shape[0]),
         "size": size,
         "tau": tau,
