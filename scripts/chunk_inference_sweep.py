@@ -1,6 +1,6 @@
 """Choose the chunk pipeline's inference settings on a held-out split (not the one that is
-reported): Grad-CAM layer, word average with or without [CLS], affinity on or off, number
-of proposals and the proposal rule, all from one pass over the samples.
+reported): Grad-CAM layer, word average with or without [CLS], affinity on or off, map
+smoothing, number of proposals and the proposal rule, all from one pass over the samples.
 
     python scripts/chunk_inference_sweep.py MODEL [--data shapes:test] [--limit 400]
 
@@ -23,7 +23,7 @@ from wsris.data.spec import open_dataset
 from wsris.methods.affinity import patch_affinity, refine_with_affinity
 from wsris.methods.gradcam import compute_gradcam, default_word_mask, sentence_map
 from wsris.methods.proposals import generate_proposals, select_proposal, select_proposal_by_mean
-from wsris.pipelines.chunk import proposal_image
+from wsris.pipelines.chunk import proposal_image, smooth_map
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -60,14 +60,16 @@ def main() -> None:
                 wmask = default_word_mask(tb.attention_mask) if avg == "words" else \
                     tb.attention_mask.bool()
                 base = sentence_map(cam.maps, wmask)
-                for aff in (False, True):
+                for aff, sigma in ((False, 0.0), (True, 0.0), (False, 0.5), (False, 1.0)):
                     low = refine_with_affinity(base, affinity)[0] if aff else base[0]
+                    low = smooth_map(low[None], sigma)[0]
                     up = F.interpolate(low[None, None].float(), size=small.shape[:2],
                                        mode="bilinear", align_corners=False)[0, 0].numpy()
                     up = (up - up.min()) / (up.max() - up.min() + 1e-9)
                     full = F.interpolate(low[None, None].float(), size=gt.shape,
                                          mode="bilinear", align_corners=False)[0, 0].numpy()
                     means = [full[m].mean() for m in s.object_masks]
+                    aff = (aff, sigma)
                     scores[(layer, avg, aff, "pick", 0)].append(
                         float(int(np.argmax(means)) == target))
                     for mp, rule in itertools.product((20, 50), ("iou", "mean")):
@@ -84,7 +86,7 @@ def main() -> None:
     rows = sorted(((np.mean(v) * 100, k) for k, v in scores.items() if k[3] != "pick"),
                   reverse=True)
     print(f"{args.data}, {min(args.limit, len(data))} samples; mIoU % (layer, average, "
-          "affinity, rule, proposals)")
+          "(affinity, map_sigma), rule, proposals)")
     for value, key in rows:
         pick = np.mean(scores[(*key[:3], "pick", 0)]) * 100
         print(f"{value:6.2f}  pick {pick:5.1f}  {key}")

@@ -191,3 +191,20 @@ def test_mean_rule_picks_the_hottest_proposal_and_says_so(fake_proposals):
         localize(model, pixels, text, image, {"proposal_select": "best"})
     with pytest.raises(InvalidInputError, match="proposal_min_area"):
         localize(model, pixels, text, image, {"proposal_min_area": 1.5})
+
+
+def test_smooth_map_is_a_normalised_gaussian():
+    from wsris.pipelines.chunk import smooth_map
+
+    delta = torch.zeros(1, 9, 9)
+    delta[0, 4, 4] = 1.0
+    assert torch.equal(smooth_map(delta, 0.0), delta)
+    out = smooth_map(delta, 1.0)[0]
+    assert out.sum() == pytest.approx(1.0, abs=1e-5)  # the kernel fits inside: mass kept
+    # separable Gaussian: value at (dy, dx) proportional to exp(-(dy^2 + dx^2) / 2)
+    assert out[4, 5] / out[4, 4] == pytest.approx(np.exp(-0.5), rel=1e-4)
+    assert out[5, 5] / out[4, 4] == pytest.approx(np.exp(-1.0), rel=1e-4)
+    assert torch.allclose(out, out.T) and int(out.argmax()) == 4 * 9 + 4
+    model, pixels, text, image = _inputs()
+    with pytest.raises(InvalidInputError, match="map_sigma"):
+        localize(model, pixels, text, image, {"map_sigma": -1})

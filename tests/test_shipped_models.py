@@ -44,9 +44,9 @@ def test_shipped_model_picks_the_referred_object(name):
 
 @pytest.mark.parametrize("name", sorted(PICK_AT_LEAST))
 def test_shipped_model_answers_different_texts_differently(name):
-    from PIL import Image
-
     from pathlib import Path
+
+    from PIL import Image
 
     image = np.asarray(Image.open(Path(__file__).resolve().parents[1] / "examples"
                                   / "shapes_scene.png").convert("RGB"))

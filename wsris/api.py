@@ -39,7 +39,7 @@ from .text import Tokenizer
 METHOD_OPTIONS = {
     "chunk": {
         "stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals", "average",
-        "proposal_select", "proposal_min_area",
+        "proposal_select", "proposal_min_area", "map_sigma",
     },
     "sag": {"combine", "slot_init", "num_samples", "seed"},
 }

@@ -21,7 +21,8 @@ Options (``config.json["inference"]`` plus per-call overrides): ``stages``,
 ``"tokens_with_cls"`` (ALBEF's grounding evaluation, which also averages [CLS]), and
 ``proposal_select``: ``"iou"`` (default, the paper's rule above) or ``"mean"`` (the
 proposal with the highest mean map inside, among those covering at least
-``proposal_min_area`` (0.01) of the image; for maps that peak on a few tokens).
+``proposal_min_area`` (0.01) of the image; for maps that peak on a few tokens), and
+``map_sigma``: a Gaussian blur of the final low-resolution map, in tokens (0: none).
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ def localize(
         0.0 <= min_area < 1.0
     ):
         raise InvalidInputError(f"proposal_min_area must be in [0, 1), got {min_area!r}")
+    sigma = options.get("map_sigma")
+    sigma = 0.0 if sigma is None else sigma
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 10:
+        raise InvalidInputError(f"map_sigma must be a number of tokens in [0, 10], got {sigma!r}")
     if pixel_values.shape[0] != 1:
         raise InvalidInputError(f"expected one image [1, 3, H, W], got {tuple(pixel_values.shape)}")
 
@@ -186,6 +191,7 @@ def localize(
         assert vision.attention is not None
         refined = refine_with_affinity(averaged, patch_affinity(vision.attention.cpu()))
         final = refined
+    final = smooth_map(final, float(sigma))
     match = cam.itm_logits.float().softmax(dim=-1)[:, 1].cpu()
 
     proposals = None
@@ -221,6 +227,21 @@ def localize(
             )
         )
     return outputs
+
+
+def smooth_map(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of ``[T, h, w]`` maps with standard deviation ``sigma`` tokens
+    (borders replicated); ``sigma`` 0 returns the maps unchanged."""
+    if sigma <= 0:
+        return maps
+    radius = max(1, int(round(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = (k / k.sum()).to(maps.dtype)
+    out = F.pad(maps[:, None], (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(out, k.view(1, 1, 1, -1))
+    out = F.conv2d(out, k.view(1, 1, -1, 1))
+    return out[:, 0]
 
 
 def _select(
