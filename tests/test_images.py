@@ -38,14 +38,54 @@ def test_gray_rgba_and_single_channel_become_rgb():
     assert out.shape == (2, 2, 3)
     np.testing.assert_array_equal(out[..., 0], gray)
     np.testing.assert_array_equal(out[..., 2], gray)
-    rgba = np.dstack([_rgb(), np.zeros((6, 8), np.uint8)])
-    np.testing.assert_array_equal(load_image(rgba), _rgb())
+    opaque = np.dstack([_rgb(), np.full((6, 8), 255, np.uint8)])
+    np.testing.assert_array_equal(load_image(opaque), _rgb())
     np.testing.assert_array_equal(load_image(gray[:, :, None])[..., 1], gray)
 
 
 def test_uint16_array_scales_to_8_bit():
     a = np.array([[0, 257, 65535]], np.uint16)
     np.testing.assert_array_equal(load_image(a)[..., 0], [[0, 1, 255]])
+
+
+def test_uint16_scale_follows_the_dtype_not_the_values():
+    # Values all <= 255 in a uint16 image are still 16-bit data: 255/65535 is near black
+    # (255 / 257 rounds to 1), not full white.
+    dark = np.full((2, 3), 255, np.uint16)
+    np.testing.assert_array_equal(load_image(dark), np.ones((2, 3, 3), np.uint8))
+    # One bright pixel must not change how the others are read.
+    a = np.full((2, 3), 32896, np.uint16)
+    b = a.copy()
+    b[0, 0] = 300
+    np.testing.assert_array_equal(load_image(a)[1:], load_image(b)[1:])
+    assert load_image(a)[1, 1, 0] == 128
+
+
+def test_wide_integer_arrays_must_hold_8_bit_values():
+    np.testing.assert_array_equal(load_image(np.array([[7, 255]], np.int64))[..., 1], [[7, 255]])
+    with pytest.raises(ImageError, match="uint16"):
+        load_image(np.array([[0, 300]], np.int64))
+    with pytest.raises(ImageError, match="0..255"):
+        load_image(np.array([[-1, 3]], np.int32))
+
+
+def test_transparency_is_composited_on_white(tmp_path):
+    from wsris.images import BACKGROUND
+
+    assert BACKGROUND == (255, 255, 255)
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 0] = 200  # red 200 everywhere
+    rgba[0, 0, 3] = 0  # transparent -> white
+    rgba[0, 1, 3] = 255  # opaque -> as stored
+    rgba[1, :, 3] = 128  # half: 200*128/255 + 255*127/255
+    expected = np.array([[[255, 255, 255], [200, 0, 0]],
+                         [[227, 127, 127], [227, 127, 127]]], np.uint8)
+    np.testing.assert_array_equal(load_image(rgba), expected)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png"), expected)
+    la = Image.fromarray(rgba[..., [0, 3]], "LA")
+    la.save(tmp_path / "la.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "la.png")[0, 0], [255, 255, 255])
 
 
 def test_torch_tensor_chw_float_and_uint8():
@@ -78,6 +118,9 @@ def test_png_palette_16bit_and_exif(tmp_path):
     Image.fromarray(g16).save(tmp_path / "g16.png")
     np.testing.assert_array_equal(load_image(str(tmp_path / "g16.png"))[..., 0],
                                   [[0, 1], [128, 255]])
+    # a 16-bit file whose values are all small is still 16-bit: near black
+    Image.fromarray(np.full((2, 2), 200, np.uint16)).save(tmp_path / "dark16.png")
+    assert load_image(tmp_path / "dark16.png").max() == 1
     # EXIF orientation 6 (rotate 90 CW to display): a 2x3 image displays as 3x2
     img = Image.fromarray(_rgb(2, 3))
     exif = Image.Exif()
