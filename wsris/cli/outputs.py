@@ -69,6 +69,8 @@ class OutputPlan:
         """Plan ``path``; ``fmt`` (a :data:`MASK_FORMATS` key) overrides the suffix. A mask
         must be PNG unless ``fmt`` says otherwise."""
         path = Path(path)
+        if path.is_dir():
+            raise OutputError(f"{role} {path} is a folder; give a file name")
         if fmt is not None:
             pil_format = MASK_FORMATS[fmt]
         else:
@@ -84,8 +86,6 @@ class OutputPlan:
                     f"{repr(path.suffix) if path.suffix else 'a name without a suffix'}; "
                     "use .png (or .jpg, .webp, ...)"
                 )
-        if path.is_dir():
-            raise OutputError(f"{role} {path} is a folder; give a file name")
         for src in self.inputs:
             if _same_file(path, src):
                 raise OutputError(f"{role} {path} is the input image; refusing to overwrite it")
