@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,111 @@ def test_pixel_limit_refuses_before_decoding(tmp_path):
     assert load_image(tmp_path / "big.png", max_pixels=10_000).shape == (100, 100, 3)
     with pytest.raises(ImageError, match="over the limit"):
         load_image(np.zeros((100, 100, 3), np.uint8), max_pixels=50)
+
+
+# --------------------------------------------------------------------------------------
+# http(s) URLs, against a server on the loopback address started here
+
+
+@pytest.fixture()
+def http_server():
+    import io
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    png = io.BytesIO()
+    Image.fromarray(_rgb()).save(png, format="PNG")
+    body = png.getvalue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep the test output clean
+            pass
+
+        def do_GET(self):
+            if self.path == "/ok.png":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif self.path == "/declared-big":
+                self.send_response(200)
+                self.send_header("Content-Length", str(10**9))
+                self.end_headers()
+            elif self.path == "/undeclared-big":  # no Content-Length: counted while reading
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(100):
+                    self.wfile.write(b"\0" * 1000)
+            elif self.path == "/not-an-image":
+                self.send_response(200)
+                self.send_header("Content-Length", "5")
+                self.end_headers()
+                self.wfile.write(b"hello")
+            elif self.path == "/slow":
+                time.sleep(3)
+                self.send_response(200)
+                self.end_headers()
+            else:
+                self.send_error(404, "Not Found")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_image_url_is_fetched_and_decoded(http_server):
+    np.testing.assert_array_equal(load_image(f"{http_server}/ok.png"), _rgb())
+    # the same decoding limits as files
+    with pytest.raises(ImageError, match="over the limit"):
+        load_image(f"{http_server}/ok.png", max_pixels=10)
+
+
+def test_image_url_size_limit_before_and_while_downloading(http_server):
+    from wsris.images import fetch_url
+
+    with pytest.raises(ImageError, match="1,000,000,000 bytes, over the download limit"):
+        fetch_url(f"{http_server}/declared-big", max_bytes=50_000)
+    with pytest.raises(ImageError, match="more than the download limit of 50,000"):
+        fetch_url(f"{http_server}/undeclared-big", max_bytes=50_000)
+
+
+def test_image_url_errors_are_image_errors(http_server):
+    from wsris.images import fetch_url
+
+    with pytest.raises(ImageError, match="HTTP 404"):
+        load_image(f"{http_server}/missing.png")
+    with pytest.raises(ImageError, match="not a readable image"):
+        load_image(f"{http_server}/not-an-image")
+    with pytest.raises(ImageError, match="no answer within 0.2 s"):
+        fetch_url(f"{http_server}/slow", timeout=0.2)
+
+
+def test_unreachable_url_says_so():
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ImageError, match="cannot reach"):
+        load_image(f"http://127.0.0.1:{port}/x.png")
+
+
+def test_cli_segments_an_image_url(tiny_folder, http_server, tmp_path):
+    from click.testing import CliRunner
+
+    from wsris.cli import main
+
+    url = f"{http_server}/ok.png"
+    res = CliRunner().invoke(main, ["segment", url, "red", "--model", str(tiny_folder),
+                                    "-o", str(tmp_path / "m.png"), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["image"] == url and report["results"][0]["size"] == [6, 8]
+    res = CliRunner().invoke(main, ["segment", f"{http_server}/gone.png", "red",
+                                    "--model", str(tiny_folder), "-o", str(tmp_path / "n.png")])
+    assert res.exit_code == 3 and "HTTP 404" in res.output and "https:/" not in res.output
