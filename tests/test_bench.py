@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("higra")
+pytestmark = pytest.mark.slow  # the report fixture runs the benchmark in a subprocess
 
 from benchmarks import run as bench_run  # noqa: E402
 from benchmarks.methods import COMPARED_OPTIONS, map_differences  # noqa: E402
