@@ -19,7 +19,9 @@ def test_readme_proposal_resolution_is_the_constant():
 def test_readme_exit_codes_match_the_error_classes():
     import wsris.errors as errors
 
-    table = re.findall(r"^\| `(\w+)`[^|]*\|[^|]*\| (\d+) \|$", README, flags=re.M)
+    start = README.index("| error | when | CLI exit code |")
+    section = README[start:README.index("\n\n", start)]
+    table = re.findall(r"^\| `(\w+)`[^|]*\|[^|]*\| (\d+) \|$", section, flags=re.M)
     assert len(table) >= 8
     for name, code in table:
         assert getattr(errors, name).exit_code == int(code), name
