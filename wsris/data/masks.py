@@ -174,7 +174,13 @@ def _rle_to_mask(rle: dict[str, Any], height: int, width: int) -> np.ndarray:
     if (h, w) != (height, width):
         raise DatasetError(f"RLE of size {h}x{w} for an image of {height}x{width}")
     if isinstance(counts, list):  # uncompressed (crowd) form
-        runs = np.asarray(counts, dtype=np.int64)
+        try:
+            runs = np.asarray(counts, dtype=np.int64).reshape(-1)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise DatasetError(f"RLE counts are not a list of integers: {counts!r:.60}") from exc
+        if runs.size != len(counts):
+            raise DatasetError(f"RLE counts are not a flat list: {counts!r:.60}")
+        counts = runs.tolist()
         if (runs < 0).any() or int(runs.sum()) != h * w:
             raise DatasetError(
                 f"RLE counts sum to {int(runs.sum())} but the mask has {h}x{w}={h * w} pixels"
