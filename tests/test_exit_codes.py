@@ -54,7 +54,8 @@ def _case(code: int, tiny: Path, tmp: Path, monkeypatch) -> list[str]:
     if code == 2:
         return [*seg, "--model", str(tiny), "--threshold", "3"]
     if code == 3:
-        return ["segment", str(tmp / "missing.png"), "red", "--model", str(tiny)]
+        return ["segment", str(tmp / "missing.png"), "red", "--model", str(tiny),
+                "-o", str(tmp / "out" / "m.png")]
     if code == 4:
         bad = _copy_model(tiny, tmp / "badconfig")
         (bad / "config.json").write_text("{not json")
