@@ -82,7 +82,10 @@ def rle_counts_to_string(counts: Sequence[int]) -> str:
 def rle_string_to_counts(s: str | bytes) -> list[int]:
     """Decompress COCO's string form into a list of run lengths."""
     if isinstance(s, bytes):
-        s = s.decode("ascii")
+        try:
+            s = s.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise DatasetError("compressed RLE string is not ASCII") from exc
     counts: list[int] = []
     p = 0
     n = len(s)
@@ -187,8 +190,8 @@ def _rle_to_mask(rle: dict[str, Any], height: int, width: int) -> np.ndarray:
             )
         compressed = coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     elif isinstance(counts, (str, bytes)):
+        runs = np.asarray(rle_string_to_counts(counts), dtype=np.int64)  # validates it
         text = counts.encode("ascii") if isinstance(counts, str) else counts
-        runs = np.asarray(rle_string_to_counts(text), dtype=np.int64)  # validates it
         if (runs < 0).any() or int(runs.sum()) != h * w:
             raise DatasetError(
                 f"RLE counts sum to {int(runs.sum())} but the mask has {h}x{w}={h * w} pixels"
