@@ -190,7 +190,10 @@ def _rle_to_mask(rle: dict[str, Any], height: int, width: int) -> np.ndarray:
             )
         compressed = coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     elif isinstance(counts, (str, bytes)):
-        runs = np.asarray(rle_string_to_counts(counts), dtype=np.int64)  # validates it
+        try:
+            runs = np.asarray(rle_string_to_counts(counts), dtype=np.int64)  # validates it
+        except OverflowError as exc:
+            raise DatasetError("compressed RLE string with an absurd run length") from exc
         text = counts.encode("ascii") if isinstance(counts, str) else counts
         if (runs < 0).any() or int(runs.sum()) != h * w:
             raise DatasetError(
