@@ -13,7 +13,7 @@ else
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test test-fast lint bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +26,19 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/wsris segment examples/shapes_scene.png "the large red circle" \
 		--model sag-shapes --out out/sag_mask.png --overlay out/sag_overlay.png \
-		--heatmap out/sag_heatmap.png
+		--heatmap out/sag_heatmap.png --overwrite
 	$(BIN)/wsris segment examples/shapes_scene.png "the large red circle" \
 		--model albef-chunk-shapes --out out/chunk_mask.png --overlay out/chunk_overlay.png \
-		--heatmap out/chunk_heatmap.png
+		--heatmap out/chunk_heatmap.png --overwrite
 
+# everything: lint, every test, the notebooks
 test: $(STAMP)
 	$(BIN)/ruff check wsris tests benchmarks scripts
 	$(BIN)/pytest
+
+# the edit-test loop (under a minute): no slow tests, no notebooks
+test-fast: $(STAMP)
+	$(BIN)/pytest -o addopts="" -q -m "not slow" -p no:cacheprovider tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsris tests benchmarks scripts

@@ -119,9 +119,19 @@ done = subprocess.run([*cli, "segment", str(IMAGE), "the large red circle", "-m"
                        "-o", str(out / "cli_mask.png"), "--overlay", str(out / "cli_overlay.png")],
                       capture_output=True, text=True, check=True)
 print(done.stdout)
-print(subprocess.run([*cli, "segment", str(IMAGE), "red circle", "cyan circle", "-m", "sag-shapes",
-                      "-o", str(out / "cli.png"), "--json"],
-                     capture_output=True, text=True, check=True).stdout)'''),
+assert (out / "cli_mask.png").is_file() and (out / "cli_overlay.png").is_file()
+both = subprocess.run([*cli, "segment", str(IMAGE), "red circle", "cyan circle", "-m", "sag-shapes",
+                       "-o", str(out / "cli.png"), "--json"],
+                      capture_output=True, text=True, check=True).stdout
+print(both)
+import json
+
+assert [e["text"] for e in json.loads(both)["results"]] == ["red circle", "cyan circle"]
+# outputs are never overwritten silently: the same command again is refused (exit 11)
+again = subprocess.run([*cli, "segment", str(IMAGE), "red circle", "-m", "sag-shapes",
+                        "-o", str(out / "cli_mask.png")], capture_output=True, text=True)
+print(again.stderr)
+assert again.returncode == 11 and "--overwrite" in again.stderr'''),
 ]
 
 CHUNK = [
@@ -147,7 +157,10 @@ r = seg.segment(IMAGE, text)
 st = r.stages
 print(seg, "| ITM match probability", round(r.score, 3))
 print("words:", st["words"], "| Grad-CAM layer", st["gradcam_layer"],
-      "| affinity from ViT block", st.get("affinity_layer"))'''),
+      "| affinity from ViT block", st.get("affinity_layer"))
+assert st["words"] and set(st["words"]) <= set(text.split())
+assert len(st["word_maps"]) == len(st["words"]) and r.mask.shape == r.image.shape[:2]
+assert 0.0 <= r.score <= 1.0'''),
     md("## 1. One Grad-CAM per word"),
     code('''
 word_maps = st["word_maps"].numpy()
@@ -188,6 +201,8 @@ proposals = generate_proposals(small)
 chosen = st["proposal"]
 print(f"{len(proposals)} proposals; selected #{chosen['index']} with IoU {chosen['iou']:.2f} "
       f"against the map >= {chosen['tau']}")
+assert len(proposals) >= 7 and -1 <= chosen["index"] < chosen["count"]
+assert 0.0 <= chosen["iou"] <= 1.0 and chosen["tau"] == seg.config["inference"]["proposal_tau"]
 show = list(range(7)) + [chosen["index"]]
 fig, axes = plt.subplots(1, len(show), figsize=(2.4 * len(show), 2.8))
 for ax, k in zip(axes, show):
@@ -220,6 +235,9 @@ for variant in ("gradcam", "affinity", "proposals"):
     if variant == "gradcam":
         base = {k: 100 * v["mIoU"] for k, v in report.metrics.items() if k != "model"}
 print({k: round(v, 1) for k, v in scores.items()}, {k: round(v, 1) for k, v in base.items()})
+assert set(scores) == {"gradcam", "affinity", "proposals"}
+assert set(base) == {"random_object", "all_objects", "centre_box"}
+assert all(0.0 <= v <= 100.0 for v in [*scores.values(), *base.values()])
 fig, ax = plt.subplots(figsize=(7, 3.5))
 ax.bar(list(scores), list(scores.values()), color="tab:blue", label="albef-chunk-shapes")
 for (name, value), style in zip(base.items(), ("--", ":", "-.")):
@@ -247,7 +265,10 @@ text = "the large red circle"
 r = seg.segment(IMAGE, text)
 a_slot, a_fuse = r.stages["a_slot"], r.stages["a_fuse"]
 print(seg, "| slots:", a_slot.shape[0], "| token grid:", tuple(a_slot.shape[1:]),
-      "| slot init:", r.stages["slot_init"])'''),
+      "| slot init:", r.stages["slot_init"])
+assert a_fuse.shape[0] == a_slot.shape[0]
+# A^slot is a softmax over slots: the panels below sum to one at every token
+assert np.allclose(a_slot.sum(0).numpy(), 1.0, atol=1e-4)'''),
     md("## All discovered entities\nEach panel is one slot's `A^slot` (softmax over slots, so the panels sum to one per token); the title gives its `A^fuse` weight for the text."),
     code('''
 k = a_slot.shape[0]
@@ -267,6 +288,9 @@ plt.show()'''),
 from wsris.methods.slots import top_entities_figure
 
 strip, entities = top_entities_figure(r.image, a_slot, a_fuse, k=3)
+assert len(entities) == 3
+assert [e.relevance for e in entities] == sorted((e.relevance for e in entities), reverse=True)
+assert abs(entities[0].relevance - float(a_fuse.max())) < 1e-6
 fig, ax = plt.subplots(figsize=(12, 3.4))
 ax.imshow(strip)
 ax.set_title("input | " + " | ".join(f"slot {e.index} ({e.relevance:.2f})" for e in entities))
@@ -278,6 +302,7 @@ combines = ("product", "max", "avg", "min")
 fig, axes = plt.subplots(2, len(combines), figsize=(3.2 * len(combines), 6.4))
 for j, name in enumerate(combines):
     rc = seg.segment(IMAGE, text, combine=name)
+    assert rc.mask.shape == r.mask.shape and rc.heatmap.max() <= 1.0
     axes[0, j].imshow(rc.heatmap, cmap="jet", vmin=0, vmax=1)
     axes[0, j].set_title(f"{name}: map")
     axes[1, j].imshow(rc.overlay(color=MASK_COLOUR))
@@ -302,11 +327,14 @@ worst cases. Shapes-Ref is generated on the fly, so this runs anywhere; for RefC
     code('''
 from wsris.evaluation import run
 
-report = run(data="shapes:val", model="sag-shapes", limit=60, progress=False)'''),
+report = run(data="shapes:val", model="sag-shapes", limit=60, progress=False)
+assert report.meta["samples"] == 60 and len(report.samples) == 60 and not report.skipped
+assert set(report.metrics) == {"model", "random_object", "all_objects", "centre_box"}'''),
     md("## Per-sample IoU"),
     code('''
 ious = np.array([s["model"]["iou"] for s in report.samples])
 base = np.array([s["random_object"]["iou"] for s in report.samples])
+assert abs(ious.mean() - report.metrics["model"]["mIoU"]) < 1e-9  # the histogram is the table's
 fig, ax = plt.subplots(figsize=(7, 3.5))
 bins = np.linspace(0, 1, 21)
 ax.hist(ious, bins=bins, alpha=0.7, label=f"sag-shapes (mIoU {100 * ious.mean():.1f})")
@@ -326,10 +354,12 @@ from wsris.evaluation import load_dataset
 data = load_dataset("shapes:val")
 seg = wsris.load("sag-shapes")
 worst = sorted(report.samples, key=lambda s: s["model"]["iou"])[:4]
+assert worst[0]["model"]["iou"] == ious.min()
 fig, axes = plt.subplots(1, len(worst), figsize=(3.4 * len(worst), 3.8))
 for ax, rec in zip(axes, worst):
     sample = data[rec["index"]]
     r = seg.segment(sample.image, sample.text)
+    assert sample.text == rec["text"] and r.mask.shape == sample.mask.shape
     shown = np.asarray(r.overlay(color=MASK_COLOUR)).copy()
     contours, _ = cv2.findContours(sample.mask.astype(np.uint8), cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_NONE)
@@ -397,10 +427,12 @@ fake = work / "tiny_refcoco.pth"
 torch.save(materialise(grounding_layout(TINY), seed=0), fake)
 tiny = AlbefConfig.tiny()
 folder = convert_albef(fake, work / "albef-tiny", config=tiny)
-print(sorted(p.name for p in folder.iterdir()))'''),
+print(sorted(p.name for p in folder.iterdir()))
+assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]'''),
     code('''
 seg = wsris.load(folder)
 r = seg.segment(IMAGE, "the large red circle")
+assert seg.method == "chunk" and r.mask.shape == r.image.shape[:2]
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))
 axes[0].imshow(r.image)
 axes[0].imshow(r.heatmap, cmap="jet", alpha=0.5)
@@ -422,7 +454,12 @@ torch.save(broken, work / "broken.pth")
 try:
     convert_albef(work / "broken.pth", work / "albef-broken", config=tiny)
 except WeightsMismatchError as exc:
-    print("refused:", str(exc)[:200])
+    refusal = str(exc)
+else:
+    raise AssertionError("the converter accepted a checkpoint with a missing tensor")
+print("refused:", refusal[:300])
+assert "itm_head.weight" in refusal
+assert not (work / "albef-broken" / "model.safetensors").exists()  # nothing written
 print("written:", (work / "albef-broken" / "model.safetensors").exists())'''),
 ]
 

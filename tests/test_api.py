@@ -78,7 +78,8 @@ def test_every_image_type_gives_the_same_mask(tiny_folder, tmp_path):
     seg = wsris.load(tiny_folder)
     img = scene()
     Image.fromarray(img).save(tmp_path / "s.png")
-    ref = seg.segment(img, "red").stages["map"]
+    ref = seg.segment(img, "red")
+    assert 0 < ref.area < ref.mask.size  # a mask with both values, so equality means something
     for variant in (
         tmp_path / "s.png",
         str(tmp_path / "s.png"),
@@ -86,8 +87,11 @@ def test_every_image_type_gives_the_same_mask(tiny_folder, tmp_path):
         img.astype(np.float32) / 255.0,
         torch.from_numpy(img).permute(2, 0, 1),
         np.dstack([img, np.full(img.shape[:2], 255, np.uint8)]),
+        img.astype(np.uint16) * 257,
     ):
-        torch.testing.assert_close(seg.segment(variant, "red").stages["map"], ref)
+        got = seg.segment(variant, "red")
+        np.testing.assert_array_equal(got.mask, ref.mask)
+        np.testing.assert_array_equal(got.heatmap, ref.heatmap)
 
 
 def test_bad_text_threshold_and_options(tiny_folder):
@@ -96,11 +100,40 @@ def test_bad_text_threshold_and_options(tiny_folder):
         seg.segment(scene(), "")
     with pytest.raises(TextError):
         seg.segment(scene(), [])
+    for bad in (None, 5, {"red"}):
+        with pytest.raises(TextError, match="expected text"):
+            seg.segment(scene(), bad)
     with pytest.raises(InvalidInputError, match="threshold"):
         seg.segment(scene(), "red", threshold=1.5)
     with pytest.raises(InvalidInputError, match="unknown option.*stagez"):
         seg.segment(scene(), "red", stagez=("gradcam",))
     assert seg.segment(scene(), "red", combine="max").mask.shape == (45, 60)
+
+
+@pytest.mark.parametrize("model", ["tiny", "albef-chunk-shapes"])
+def test_both_methods_warn_about_text_the_same_way(tiny_folder, model):
+    from wsris.errors import TextWarning
+
+    seg = wsris.load(tiny_folder if model == "tiny" else model, device="cpu")
+    long_text = " ".join(["red"] * 50)  # over max_words (chunk) and max_length (both)
+    with pytest.warns(TextWarning) as caught:
+        seg.segment(scene(), long_text)
+    assert all(issubclass(w.category, TextWarning) for w in caught)
+    assert any("truncated" in str(w.message) or "cut to" in str(w.message) for w in caught)
+    assert all("\n" not in str(w.message) for w in caught)
+
+
+def test_a_folder_name_without_a_slash_loads(tiny_folder, tmp_path, monkeypatch):
+    _copy(tiny_folder, tmp_path / "m768")
+    monkeypatch.chdir(tmp_path)
+    assert wsris.load("m768").method == "sag"  # was UnknownModelError: taken as a manifest name
+    _copy(tiny_folder, tmp_path / "sag-refcoco")  # also a manifest name: ambiguous
+    with pytest.raises(UnknownModelError, match="both a model in the manifest and a folder"):
+        wsris.load("sag-refcoco")
+    assert wsris.load("./sag-refcoco").method == "sag"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnknownModelError, match="not a model folder"):
+        wsris.load("empty")
 
 
 def test_half_weights_file_loads_as_float32(tiny_folder, tmp_path):

@@ -53,7 +53,9 @@ def test_grounding_checkpoint(tmp_path, tiny):
         "std": [0.26862954, 0.26130258, 0.27577711],
         "interpolation": "bicubic",
     }
-    assert config["text"] == {"style": "albef", "max_words": 30, "max_length": 40}
+    # no cut below the text encoder's own limit, as Grounding.py evaluates
+    assert config["text"] == {"style": "albef", "max_words": 30,
+                              "max_length": tiny.max_positions}
     assert config["inference"] == {
         "threshold": 0.3, "stages": ["gradcam", "affinity", "proposals"],
         "gradcam_layer": 2, "affinity_layer": 3, "proposal_tau": 0.3,
@@ -129,9 +131,15 @@ def test_unexpected_missing_and_wrong_shapes_are_listed(tiny):
     wrong = dict(sd, **{"itm_head.weight": torch.zeros(3, 32)})
     with pytest.raises(WeightsMismatchError, match=r"itm_head.weight: checkpoint \(3, 32\)"):
         map_albef_state_dict(wrong, tiny)
-    # a base checkpoint is not a tiny model
-    with pytest.raises(WeightsMismatchError, match="shape mismatches"):
+    # a base checkpoint is not a tiny model: a short summary naming the likely cause
+    with pytest.raises(WeightsMismatchError, match="shape mismatches") as err:
         map_albef_state_dict(materialise(grounding_layout(BASE), device="meta"), tiny)
+    message = str(err.value)
+    assert len(message) < 1200, len(message)  # was one line of every tensor (30 KB at base)
+    assert "and " in message and " more" in message
+    assert f"width {BASE.width} vs {TINY.width}" in message
+    n_wrong = int(message.split(" mis-shaped")[0].rsplit(" ", 1)[-1])
+    assert n_wrong > 10
 
 
 def test_full_size_layouts_by_shape_on_meta():
@@ -175,3 +183,20 @@ def test_cli(tmp_path, monkeypatch):
     assert isinstance(bad.exception, WeightsMismatchError)
     assert runner.invoke(convert_group, ["albef", str(src), "x", "--variant", "x"]).exit_code == 2
     assert math.isfinite(load_file(tmp_path / "m" / "model.safetensors")["temp"].item())
+
+
+def test_cli_prints_a_load_call_that_works_when_pasted(tmp_path, monkeypatch):
+    import re
+
+    import wsris
+
+    monkeypatch.setattr(AlbefConfig, "base", classmethod(lambda cls: AlbefConfig.tiny()))
+    src = _save(tmp_path, materialise(grounding_layout(TINY)), "refcoco.pth")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(convert_group, ["albef", str(src), "m768"])
+    assert result.exit_code == 0, result.output
+    call = re.search(r"wsris\.load\(('[^']+')\)", result.output)
+    assert call is not None, result.output
+    seg = wsris.load(eval(call.group(1)))  # the printed argument, as pasted
+    assert seg.method == "chunk" and seg.tokenizer.max_length == TINY.max_positions
+    assert wsris.load("m768").method == "chunk"  # the bare name loads the folder too

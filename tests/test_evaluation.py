@@ -177,6 +177,7 @@ def _shard_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # several processes
 def test_two_process_gloo_shards_equal_single_process(tmp_path: Path):
     single = evaluate(ShapesRef("val", length=5).referring(), NoisySegmenter(), seed=3,
                       progress=False)
@@ -190,6 +191,7 @@ def test_two_process_gloo_shards_equal_single_process(tmp_path: Path):
         assert got["by_kind"] == single.by_kind
 
 
+@pytest.mark.slow  # several processes
 def test_torchrun_cli_matches_single_process(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     args = ["-m", "wsris.evaluation", "--data", "shapes:test", "--limit", "12",

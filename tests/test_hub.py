@@ -129,3 +129,36 @@ def test_url_download_with_wrong_checksum_leaves_nothing(tmp_path, monkeypatch):
         fetch(spec, local_files_only=False)
     converted = tmp_path / "cache" / "converted"
     assert not converted.exists() or not any(converted.iterdir())
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_offline_and_unreachable_are_told_apart(tmp_path, monkeypatch):
+    """Offline by choice says so; online with no reachable server says that instead."""
+    monkeypatch.setenv("WSRIS_CACHE", str(tmp_path))
+    spec = url_spec(f"http://127.0.0.1:{_closed_port()}/refcoco.pth", "b" * 64)
+    with pytest.raises(WeightsNotAvailableError, match="offline: downloads are off") as off:
+        fetch(spec, local_files_only=True)
+    assert "could not be reached" not in str(off.value)
+    with pytest.raises(WeightsNotAvailableError, match="cannot reach http://127.0.0.1") as on:
+        fetch(spec, local_files_only=False)
+    assert "offline" not in str(on.value) and "wsris convert albef" in str(on.value)
+
+
+@pytest.mark.slow  # huggingface_hub retries with back-off for about 20 s
+def test_hub_unreachable_is_not_called_offline(tmp_path, monkeypatch):
+    """Online (HF_HUB_OFFLINE off) but the Hub cannot be reached (the test machines have
+    no route to it; with one, the made-up repo fails as 'cannot fetch')."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(WeightsNotAvailableError) as err:
+        fetch(hf_spec(), cache_dir=tmp_path, local_files_only=None)
+    assert "offline" not in str(err.value)
+    assert "could not be reached" in str(err.value) or "cannot fetch" in str(err.value)

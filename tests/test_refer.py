@@ -252,3 +252,66 @@ def test_data_specs():
         with pytest.raises(InvalidInputError):
             parse_data_spec(bad)
     assert len(open_dataset("shapes:val", length=5)) == 10
+
+
+# ------------------------------------------------------------------------------ pycocotools
+
+
+def refer_api_mask(ann: dict, height: int, width: int) -> np.ndarray:
+    """The mask as the REFER API and COCO's annToRLE compute it (written from their
+    code's documented steps, calling pycocotools directly)."""
+    from pycocotools import mask as coco_mask
+
+    segm = ann["segmentation"]
+    if isinstance(segm, list):  # polygons: one RLE each, merged
+        rle = coco_mask.merge(coco_mask.frPyObjects(segm, height, width))
+    elif isinstance(segm["counts"], list):  # uncompressed RLE
+        rle = coco_mask.frPyObjects(segm, height, width)
+    else:  # compressed RLE
+        rle = segm
+    return coco_mask.decode(rle).astype(bool)
+
+
+def test_refer_masks_equal_pycocotools_on_polygons_and_both_rle_forms(tmp_path: Path):
+    rng = np.random.default_rng(7)
+    h, w = 37, 53
+    anns = []
+    for k in range(12):  # random star-shaped polygons with fractional vertices
+        n = int(rng.integers(3, 12))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+        radius = rng.uniform(2, 20, n)
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        poly = np.stack([cx + radius * np.cos(angles), cy + radius * np.sin(angles)], 1)
+        anns.append({"segmentation": [poly.reshape(-1).round(2).tolist()]})
+        if k % 3 == 0:  # two parts
+            anns[-1]["segmentation"].append((poly.reshape(-1) * 0.5).round(2).tolist())
+    from pycocotools import mask as coco_mask
+
+    for _ in range(4):
+        m = np.asfortranarray((rng.random((h, w)) < 0.3).astype(np.uint8))
+        compressed = coco_mask.encode(m)
+        anns.append({"segmentation": {"size": [h, w],
+                                      "counts": compressed["counts"].decode("ascii")}})
+        anns.append({"segmentation": rle_encode(m.astype(bool), compress=False)})
+    for ann in anns:
+        expected = refer_api_mask(
+            {**ann, "segmentation": (
+                {**ann["segmentation"], "counts": ann["segmentation"]["counts"].encode()}
+                if isinstance(ann["segmentation"], dict)
+                and isinstance(ann["segmentation"]["counts"], str)
+                else ann["segmentation"])}, h, w)
+        got = segmentation_to_mask(ann["segmentation"], h, w)
+        assert got.shape == (h, w) and got.dtype == bool
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_rle_encoder_writes_what_pycocotools_writes():
+    from pycocotools import mask as coco_mask
+
+    rng = np.random.default_rng(11)
+    for shape in [(1, 1), (3, 7), (40, 31), (64, 64)]:
+        for density in (0.0, 0.05, 0.5, 1.0):
+            m = rng.random(shape) < density
+            ref = coco_mask.encode(np.asfortranarray(m.astype(np.uint8)))
+            assert rle_encode(m)["counts"] == ref["counts"].decode("ascii")
+            assert rle_encode(m)["size"] == list(ref["size"])

@@ -81,8 +81,17 @@ def test_unknown_name_lists_names_and_closest_match():
 
 
 def test_bundled_manifest_is_valid_and_on_disk_copy_matches(tmp_path):
+    from pathlib import Path
+
+    from wsris.registry import _default_manifest_text
+
     names = list_models()
     assert "sag-refcoco" in names and "albef-refcoco+" in names
+    # the copy at the repository root (the one people read and edit) is the packaged one
+    root_copy = Path(__file__).resolve().parents[1] / "weights_manifest.json"
+    assert json.loads(root_copy.read_text(encoding="utf-8")) == json.loads(
+        _default_manifest_text())
+    assert set(load_manifest(root_copy)) == set(names)
     path = tmp_path / "m.json"
     path.write_text(json.dumps(manifest()))
     assert list(load_manifest(path)) == ["m"]

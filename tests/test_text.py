@@ -4,14 +4,52 @@ import warnings
 
 import pytest
 
-from wsris.errors import TextError
-from wsris.text import VOCAB_SIZE, Tokenizer, clean_albef
+from wsris.errors import TextError, TextWarning, WsrisWarning
+from wsris.text import VOCAB_SIZE, Tokenizer, clean_albef, pre_caption
 
 
 def test_clean_albef_rules():
     assert clean_albef("The MAN, in a Blue-Shirt!") == "the man in a blue shirt"
     assert clean_albef("left/right  (big) 'cat'?") == "left right big cat"
     assert clean_albef("a " * 40, max_words=30) == " ".join(["a"] * 30)
+
+
+# Expected outputs written by hand from ALBEF's documented pre_caption (dataset/utils.py;
+# shared/reference/albef.md): lower-case; delete , . ' ! ? " ( ) * # : ; ~; "-" and "/" to
+# a space; "<person>" to "person"; runs of 2+ whitespace to one space; strip a trailing
+# newline and the spaces around; keep at most max_words space-separated words.
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [
+        ("<person> in red", "person in red"),
+        ("A <PERSON> holding a <person>'s bag", "a person holding a persons bag"),
+        ("Man, (left)!", "man left"),
+        ('"quoted" *star* #tag: a;b~c', "quoted star tag abc"),
+        ("top-left/right", "top left right"),
+        ("  two   spaces  ", "two spaces"),
+        ("a \n", "a"),
+        ("tab\tkept", "tab\tkept"),  # one whitespace character is not a run: kept as is
+        ("<b>old</b>", "<b>old< b>"),  # only <person> is special; "/" is a space
+        ("UPPER lower MiXeD", "upper lower mixed"),
+    ],
+)
+def test_pre_caption_matches_albef(caption, expected):
+    assert pre_caption(caption, max_words=30) == expected
+
+
+def test_pre_caption_word_limit_counts_like_albef():
+    words = " ".join(f"w{i}" for i in range(35))
+    assert pre_caption(words, max_words=30) == " ".join(f"w{i}" for i in range(30))
+    # the tokenizer's words are the same ones, and the cut is announced
+    tok = Tokenizer(style="albef", max_length=100, max_words=30)
+    with pytest.warns(TextWarning, match="has 35 words; cut to the first 30"):
+        batch = tok([words])
+    assert max(w for w in batch.word_ids[0] if w is not None) == 29
+
+
+def test_person_tag_tokenizes_as_the_word():
+    tok = Tokenizer(style="albef")
+    assert tok(["<person> left"]).tokens[0] == ["[CLS]", "person", "left"]
 
 
 def test_vocab_is_the_full_bert_vocab():
@@ -65,3 +103,28 @@ def test_truncation_warns_and_keeps_max_length():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tok(["short text"])  # no warning when it fits
+
+
+def test_text_problems_are_text_errors_or_text_warnings():
+    tok = Tokenizer(style="bert", max_length=40)
+    for bad in (None, 5, b"bytes", ["ok", 3]):
+        with pytest.raises(TextError, match="expected text"):
+            tok(bad)  # type: ignore[arg-type]
+    # mostly unknown WordPieces: a warning naming the share
+    with pytest.warns(TextWarning, match="2 of 3 WordPieces are unknown"):
+        tok(["\u2603 \u2603 cat"])
+    assert issubclass(TextWarning, WsrisWarning) and issubclass(TextWarning, UserWarning)
+
+
+def test_check_validates_without_building_tensors():
+    tok = Tokenizer(style="albef")
+    assert tok.check("red one") == ["red one"]
+    with pytest.raises(TextError, match="empty"):
+        tok.check(["fine", "?!"])
+
+
+def test_encoder_limit_is_the_default_and_the_cap():
+    assert Tokenizer.from_config({"style": "albef", "max_length": None}, 512).max_length == 512
+    assert Tokenizer.from_config({"style": "albef"}, encoder_limit=512).max_length == 512
+    assert Tokenizer.from_config({"style": "bert", "max_length": 40}, 32).max_length == 32
+    assert Tokenizer.from_config({"style": "bert"}).max_length == 40

@@ -67,6 +67,7 @@ def _config(out, **changes):
     return TrainConfig.from_dict(raw)
 
 
+@pytest.mark.slow  # training runs
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     straight = train(_config(tmp_path / "a"), progress=False)
     cfg = _config(tmp_path / "b")
@@ -85,6 +86,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert len(log) == 6  # one line per step, none lost or repeated
 
 
+@pytest.mark.slow  # training runs
 def test_exported_model_loads_and_segments(tmp_path):
     import numpy as np
 
@@ -99,6 +101,7 @@ def test_exported_model_loads_and_segments(tmp_path):
     assert "recipe" in (folder / "README.md").read_text().lower()
 
 
+@pytest.mark.slow  # training runs
 def test_export_only_writes_the_checkpoints_weights(tmp_path):
     from safetensors.torch import load_file
 
@@ -119,6 +122,7 @@ def test_export_only_writes_the_checkpoints_weights(tmp_path):
     assert "1 steps" in (folder / "README.md").read_text()
 
 
+@pytest.mark.slow  # training runs
 def test_validate_only_reports_the_checkpoints_step_and_metrics(tmp_path):
     from wsris.training import validate_checkpoint
 
@@ -149,6 +153,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     train(cfg, progress=False)
 
 
+@pytest.mark.slow  # training runs
 def test_two_gloo_processes_train_and_agree(tmp_path):
     import torch.multiprocessing as mp
 
@@ -161,6 +166,7 @@ def test_two_gloo_processes_train_and_agree(tmp_path):
     assert len(lines) == 3  # only rank 0 logs
 
 
+@pytest.mark.slow  # training runs
 def test_curriculum_switches_data_at_the_stage_boundary(tmp_path):
     from wsris.training.loop import StepSampler, _batches
     from wsris.training.objectives import build_objective
@@ -209,6 +215,7 @@ def test_heldout_retrieval_counts_texts_whose_own_image_scores_highest():
     assert out["c3_retrieval"] == pytest.approx(sum(hits) / len(hits))
 
 
+@pytest.mark.slow  # training runs
 def test_eval_limit_zero_switches_validation_off(tmp_path):
     data = {**TINY_SAG["data"], "val": "shapes:val?image_size=32&length=6"}
     schedule = {**TINY_SAG["schedule"], "eval_every": 3, "eval_limit": 0}

@@ -23,39 +23,21 @@ from . import __version__
 from .device import DeviceLike, autocast, resolve_device, resolve_dtype
 from .errors import (
     InvalidInputError,
-    ManifestError,
-    TextError,
-    UnknownModelError,
     WeightsMismatchError,
 )
-from .hub import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME, fetch, fetch_hf_repo
+from .hub import CONFIG_NAME, WEIGHTS_NAME, fetch, fetch_hf_repo
 from .images import DEFAULT_MAX_PIXELS, ImageInput, load_image, to_model_input
+from .model_ref import (  # noqa: F401  (METHOD_OPTIONS, read_config: public here too)
+    METHOD_OPTIONS,
+    peek_config,
+    read_config,
+    resolve_model,
+    text_tokenizer,
+)
 from .models import build_model
-from .registry import ModelSpec, get_spec, load_manifest, validate_config
+from .registry import ModelSpec, get_spec, load_manifest
 from .result import SegmentationResult
-from .text import Tokenizer
-
-# Options each method's pipeline understands; anything else is a typo worth an error.
-METHOD_OPTIONS = {
-    "chunk": {
-        "stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals", "average",
-        "proposal_select", "proposal_min_area", "map_sigma",
-    },
-    "sag": {"combine", "slot_init", "num_samples", "seed"},
-}
-def read_config(folder: Path, what: str) -> dict[str, Any]:
-    path = folder / CONFIG_NAME
-    if not path.is_file():
-        raise WeightsMismatchError(f"{what}: no {CONFIG_NAME} in {folder}")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{what}: {path} is not valid JSON: {exc}") from exc
-    method = config.get("method") if isinstance(config, dict) else None
-    if method not in METHOD_OPTIONS:
-        raise ManifestError(f"{what}: {path} field 'method' must be 'chunk' or 'sag'")
-    validate_config(config, what, where="")
-    return config
+from .text import as_text_list
 
 
 def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
@@ -110,7 +92,7 @@ class Segmenter:
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_pixels = max_pixels
         self.model = model.to(self.device).eval()
-        self.tokenizer = Tokenizer.from_config(config["text"])
+        self.tokenizer = text_tokenizer(config)
         self._localize = importlib.import_module(f"wsris.pipelines.{self.method}").localize
 
     def __repr__(self) -> str:
@@ -152,9 +134,7 @@ class Segmenter:
         ``stages=("gradcam", "affinity")`` for chunk or ``combine="max"`` for sag.
         """
         single = isinstance(text, str)
-        texts = [text] if single else list(text)
-        if not texts:
-            raise TextError("no text given: pass a string or a non-empty list of strings")
+        texts = as_text_list(text)
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 <= thr <= 1.0:
             raise InvalidInputError(f"threshold must lie in [0, 1], got {thr}")
@@ -266,29 +246,23 @@ def load(
 ) -> Segmenter:
     """Load a model by manifest name, local folder, or ``hf-hub:org/repo@revision``.
 
+    A name without a slash that is an existing folder here loads that folder (see
+    :func:`resolve_model`).
+
     ``device="auto"`` takes CUDA when available; ``dtype`` is float32 unless
     ``"bfloat16"``/``"float16"`` is asked for on CUDA. ``revision``, ``cache_dir`` and
     ``local_files_only`` are passed to huggingface_hub (``local_files_only=None`` follows
     ``HF_HUB_OFFLINE``).
     """
-    if isinstance(name_or_path, Path) or (
-        isinstance(name_or_path, str) and ("/" in name_or_path or "\\" in name_or_path)
-        and not name_or_path.startswith(HF_PREFIX)
-    ):
-        folder = Path(name_or_path).expanduser()
-        if not folder.is_dir():
-            raise UnknownModelError(
-                f"{name_or_path!r} looks like a path but is not a folder; a model folder holds "
-                f"{CONFIG_NAME} and {WEIGHTS_NAME}"
-            )
+    kind, target = resolve_model(name_or_path)
+    if kind == "folder":
+        folder = Path(target)
         return _from_folder(folder, folder.name, device, dtype, name_from_config=True)
-    if not isinstance(name_or_path, str) or not name_or_path:
-        raise UnknownModelError(f"expected a model name or path, got {name_or_path!r}")
-    if name_or_path.startswith(HF_PREFIX):
+    if kind == "hf":
         folder = fetch_hf_repo(
-            name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
+            target, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        return _from_folder(folder, name_or_path, device, dtype)
-    spec = get_spec(name_or_path, load_manifest())
+        return _from_folder(folder, target, device, dtype)
+    spec = get_spec(target, load_manifest())
     folder = fetch(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     return _from_folder(folder, spec.name, device, dtype, spec=spec)

@@ -6,6 +6,8 @@ script can tell a bad input from a missing model from a corrupt file.
 
 from __future__ import annotations
 
+import warnings
+
 
 class WsrisError(Exception):
     """Base class of all wsris errors."""
@@ -82,3 +84,29 @@ class NlpModelError(WsrisError):
     """The spaCy English pipeline (for noun chunks) is not installed or cannot load."""
 
     exit_code = 10
+
+
+class OutputError(WsrisError):
+    """An output path that cannot or must not be written (checked before any model loads):
+    a folder, an unwritable place, a non-PNG mask, an input image, or an existing file
+    without ``--overwrite``."""
+
+    exit_code = 11
+
+
+#: The exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED_EXIT_CODE = 130
+
+
+class WsrisWarning(UserWarning):
+    """Base class of the warnings wsris gives on purpose. The CLI prints each as one line
+    (``wsris: warning: ...``); Python code can filter them by class."""
+
+
+class TextWarning(WsrisWarning):
+    """Text that is used, but not as written: truncated, or mostly unknown to the model."""
+
+
+def warn(message: str, category: type[WsrisWarning] = WsrisWarning, stacklevel: int = 2) -> None:
+    """Issue a wsris warning (the one path every deliberate warning takes)."""
+    warnings.warn(message, category, stacklevel=stacklevel + 1)

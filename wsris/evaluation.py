@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .data.base import ReferringDataset, RefSample
-from .errors import InvalidInputError, WsrisError
+from .errors import INTERRUPTED_EXIT_CODE, InvalidInputError, WsrisError
 
 __all__ = [
     "THRESHOLDS",
@@ -200,6 +200,9 @@ def variant_options(method: str, variant: str | None) -> dict[str, Any]:
 # Report
 
 
+SHOWN_SKIPPED = 10
+
+
 def _fmt(x: float) -> str:
     return f"{100 * x:6.2f}"
 
@@ -213,15 +216,23 @@ class EvalReport:
     metrics: dict[str, dict[str, float]]
     by_kind: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"meta": self.meta, "metrics": self.metrics, "by_kind": self.by_kind,
-                "samples": self.samples}
+                "samples": self.samples, "skipped": self.skipped}
 
     def save_json(self, path: str | Path) -> None:
+        """Write the report; a temporary file renamed at the end, so an interrupted write
+        never leaves a partial JSON behind."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp = path.with_name(f".{path.name}.part")
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def table(self) -> str:
         """All metrics (in %) of the model and the baselines, then mIoU per kind."""
@@ -241,6 +252,13 @@ class EvalReport:
                 n = int(next(iter(per.values()))["n"])
                 lines.append(f"{kind:<14}{n:>6} "
                              + " ".join(f"{100 * per[s]['mIoU']:>13.2f}" for s in systems))
+        if self.skipped:
+            lines.append("")
+            lines.append(f"skipped {len(self.skipped)} sample(s), left out of every figure:")
+            for rec in self.skipped[:SHOWN_SKIPPED]:
+                lines.append(f"  {_describe(rec, rec['index'])}: {rec['error'][:120]}")
+            if len(self.skipped) > SHOWN_SKIPPED:
+                lines.append(f"  ... and {len(self.skipped) - SHOWN_SKIPPED} more (in the JSON)")
         return "\n".join(lines)
 
 
@@ -300,12 +318,51 @@ def _stats_of(rec: dict[str, Any], system: str) -> MaskStats:
     return MaskStats(r["intersection"], r["union"], r["pred_area"], rec["gt_area"])
 
 
+ON_ERROR = ("fail", "skip")
+
+
+def sample_ref(dataset: ReferringDataset, index: int) -> dict[str, Any]:
+    """Dataset name, ref id and sentence id of sample ``index`` (without decoding it
+    where the dataset can say; else what the sample itself holds)."""
+    if hasattr(dataset, "sample_ref"):
+        return dataset.sample_ref(index)
+    return {"dataset": getattr(dataset, "name", type(dataset).__name__), "ref_id": None,
+            "sent_id": None, "image_id": None, "index": index}
+
+
+def _describe(ref: dict[str, Any], index: int) -> str:
+    parts = [str(ref.get("dataset"))]
+    if ref.get("ref_id") is not None:
+        parts.append(f"ref {ref['ref_id']}")
+    if ref.get("sent_id") is not None:
+        parts.append(f"sentence {ref['sent_id']}")
+    parts.append(f"sample {index}")
+    return ", ".join(parts)
+
+
+def _bad_sample(exc: WsrisError, dataset: ReferringDataset, index: int) -> WsrisError:
+    """``exc`` again, its message prefixed by who the bad sample is."""
+    who = _describe(sample_ref(dataset, index), index)
+    try:
+        new = type(exc)(f"{who}: {exc}")
+    except Exception:  # an error class with another constructor
+        new = WsrisError(f"{who}: {exc}")
+        new.exit_code = exc.exit_code
+    return new
+
+
 def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
              method_options: dict[str, Any] | None = None, limit: int | None = None,
              seed: int = 0, baselines: bool = True, progress: bool = True,
-             meta: dict[str, Any] | None = None) -> EvalReport:
+             meta: dict[str, Any] | None = None, on_error: str = "fail") -> EvalReport:
     """Evaluate ``segmenter`` (anything with ``segment(image, texts, **options)`` returning
     results with a ``.mask``) and/or the trivial baselines on the first ``limit`` samples.
+
+    A sample that cannot be used (its image missing or unreadable, its text empty or
+    unusable: any :class:`~wsris.errors.WsrisError` while reading or segmenting it) stops
+    the run with that error, its message naming the dataset, ref id and sentence id, when
+    ``on_error="fail"``; with ``"skip"`` the sample is left out of every figure (never
+    scored as zero), counted in ``meta["skipped"]`` and listed in ``report.skipped``.
 
     Inside an initialised ``torch.distributed`` process group, each rank evaluates every
     world-size-th image group and the records are all-gathered, so every rank returns the
@@ -313,8 +370,10 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     """
     if segmenter is None and not baselines:
         raise InvalidInputError("nothing to evaluate: give a model or enable the baselines")
-    if limit is not None and limit < 0:
-        raise InvalidInputError(f"limit must be non-negative, got {limit}")
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"limit must be at least 1, got {limit}")
+    if on_error not in ON_ERROR:
+        raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     n = len(dataset) if limit is None else min(limit, len(dataset))
     options = dict(method_options or {})
     rank, world = _dist_info()
@@ -327,24 +386,50 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     bar = tqdm(total=total, desc=getattr(dataset, "name", "eval"), unit="sample",
                disable=not progress or rank != 0, dynamic_ncols=True)
     records: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     model_seconds = 0.0
     running = []
+    check_text = getattr(getattr(segmenter, "tokenizer", None), "check", None)
+
+    def refuse(i: int, exc: WsrisError) -> None:
+        if on_error == "fail":
+            raise _bad_sample(exc, dataset, i) from exc
+        skipped.append({**sample_ref(dataset, i), "index": i,
+                        "error": f"{type(exc).__name__}: {exc}"})
+
     try:
         for g in mine:
             start, end = groups[g]
-            samples = [dataset[i] for i in range(start, end)]
+            indices: list[int] = []
+            samples: list[RefSample] = []
+            for i in range(start, end):
+                try:
+                    sample = dataset[i]
+                    if check_text is not None:
+                        check_text([sample.text])
+                except WsrisError as exc:
+                    refuse(i, exc)
+                    continue
+                indices.append(i)
+                samples.append(sample)
             preds: list[np.ndarray] | None = None
-            if segmenter is not None:
+            if segmenter is not None and samples:
                 _seed_all(seed, g)
                 t0 = time.perf_counter()
-                results = segmenter.segment(samples[0].image, [s.text for s in samples],
-                                            **options)
+                try:
+                    results = segmenter.segment(samples[0].image, [s.text for s in samples],
+                                                **options)
+                except WsrisError as exc:
+                    for i in indices:
+                        refuse(i, exc)
+                    indices, samples = [], []
+                    results = []
                 model_seconds += time.perf_counter() - t0
                 if len(results) != len(samples):
                     raise WsrisError(f"the model returned {len(results)} results for "
                                      f"{len(samples)} texts")
                 preds = [np.asarray(r.mask) for r in results]
-            for k, (i, sample) in enumerate(zip(range(start, end), samples, strict=True)):
+            for k, (i, sample) in enumerate(zip(indices, samples, strict=True)):
                 systems: dict[str, MaskStats] = {}
                 if preds is not None:
                     systems["model"] = mask_stats(preds[k], sample.mask)
@@ -364,10 +449,12 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
         import torch.distributed as dist
 
         gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, (records, model_seconds))
-        records = [r for part, _ in gathered for r in part]
-        model_seconds = sum(s for _, s in gathered)
+        dist.all_gather_object(gathered, (records, model_seconds, skipped))
+        records = [r for part, _, _ in gathered for r in part]
+        model_seconds = sum(s for _, s, _ in gathered)
+        skipped = [r for _, _, part in gathered for r in part]
     records.sort(key=lambda r: r["index"])
+    skipped.sort(key=lambda r: r["index"])
 
     systems_order = (["model"] if segmenter is not None else []) + (
         list(BASELINES) if baselines else [])
@@ -380,6 +467,8 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     info = {
         "dataset": getattr(dataset, "name", type(dataset).__name__),
         "samples": len(records),
+        "skipped": len(skipped),
+        "on_error": on_error,
         "seed": seed,
         "method_options": {k: list(v) if isinstance(v, tuple) else v
                            for k, v in options.items()},
@@ -390,7 +479,7 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
         info["model"] = getattr(segmenter, "name", type(segmenter).__name__)
         info["method"] = getattr(segmenter, "method", None)
     info.update(meta or {})
-    return EvalReport(info, metrics, by_kind, records)
+    return EvalReport(info, metrics, by_kind, records, skipped)
 
 
 # --------------------------------------------------------------------------------------
@@ -401,15 +490,34 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
         json_path: str | Path | None = None, baselines: bool = True,
         variant: str | None = None, seed: int = 0, device: str = "auto",
         threshold: float | None = None, images: str | Path | None = None,
-        progress: bool = True, echo: Any = print) -> EvalReport:
-    """Open the data, load the model, evaluate (sharded under torchrun), print the table
-    and write the JSON (rank 0 only). Returns the report on every rank."""
+        progress: bool = True, echo: Any = print, on_error: str = "fail") -> EvalReport:
+    """Open the data, check its images, load the model, evaluate (sharded under
+    torchrun), print the table and write the JSON (rank 0 only). Returns the report on
+    every rank."""
     from .data.spec import open_dataset, parse_data_spec
+    from .errors import DatasetError
 
     spec = parse_data_spec(data)
     if variant is not None and model is None:
         raise InvalidInputError("--variant needs --model")
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"--limit must be at least 1, got {limit}")
+    if on_error not in ON_ERROR:
+        raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    if json_path is not None and Path(json_path).is_dir():
+        from .errors import OutputError
+
+        raise OutputError(f"--json {json_path} is a folder; give a file name")
     dataset = open_dataset(spec, image_root=images)
+    missing = dataset.missing_images() if hasattr(dataset, "missing_images") else []
+    if missing:
+        names = ", ".join(str(p) for p in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        if on_error == "fail":
+            raise DatasetError(f"{dataset.name}: {len(missing)} image file(s) missing: "
+                               f"{names}{more} (--on-error skip leaves their samples out)")
+        echo(f"wsris: warning: {len(missing)} image file(s) missing ({names}{more}); "
+             "their samples are skipped")
 
     import torch
     import torch.distributed as dist
@@ -436,10 +544,12 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
                 options["threshold"] = threshold
         report = evaluate(dataset, segmenter, method_options=options, limit=limit,
                           seed=seed, baselines=baselines, progress=progress,
-                          meta={"data": str(spec), "variant": variant})
+                          meta={"data": str(spec), "variant": variant}, on_error=on_error)
         rank, _ = _dist_info()
         if rank == 0:
             title = f"{report.meta['dataset']}: {report.meta['samples']} samples, seed {seed}"
+            if report.skipped:
+                title += f", {len(report.skipped)} skipped"
             if segmenter is not None:
                 title += (f"; model {report.meta['model']} ({report.meta['method']}"
                           + (f", variant {variant}" if variant else "") + ")")
@@ -466,7 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WsrisError as exc:
         click.echo(f"wsris: error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+            click.echo("wsris: interrupted", err=True)
+            return INTERRUPTED_EXIT_CODE
         click.echo("Aborted!", err=True)
         return 1
     except click.ClickException as exc:

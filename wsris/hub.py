@@ -40,6 +40,22 @@ def is_offline(local_files_only: bool | None) -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
+def offline_reason(local_files_only: bool | None) -> str:
+    """Why downloads are off, in the user's terms."""
+    if local_files_only:
+        return "offline: downloads are off (local_files_only=True)"
+    return "offline: downloads are off (HF_HUB_OFFLINE is set)"
+
+
+def _not_cached(what: str, local_files_only: bool | None, hint: str) -> str:
+    """The message for a file that is not cached: offline by choice, or the network
+    could not be reached."""
+    if is_offline(local_files_only):
+        return f"{what} is not in the local cache and {offline_reason(local_files_only)}; {hint}"
+    return (f"{what} is not in the local cache and the server could not be reached "
+            f"(no network, or a firewall or proxy in the way?); {hint}")
+
+
 def wsris_cache_dir() -> Path:
     """Converted third-party checkpoints live here (``$WSRIS_CACHE`` to move it)."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wsris"
@@ -103,11 +119,10 @@ def _hf(
                 )
             )
         except LocalEntryNotFoundError as exc:
-            raise WeightsNotAvailableError(
-                f"{spec.name}: {f.name} of {source.repo_id}@{rev} is not in the Hugging Face "
-                f"cache and downloads are off (offline); "
-                f"{_hf_fetch_hint(source.repo_id, rev, spec.name)}"
-            ) from exc
+            raise WeightsNotAvailableError(_not_cached(
+                f"{spec.name}: {f.name} of {source.repo_id}@{rev}", local_files_only,
+                _hf_fetch_hint(source.repo_id, rev, spec.name),
+            )) from exc
         except OSError as exc:  # network errors, HTTP errors, missing repo
             raise WeightsNotAvailableError(
                 f"{spec.name}: cannot fetch {f.name} from {source.repo_id}@{rev}: {exc}"
@@ -134,8 +149,9 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
     )
     if is_offline(local_files_only):
         raise WeightsNotAvailableError(
-            f"{spec.name}: not converted yet ({target} is missing) and downloads are off "
-            f"(offline); run `wsris download {spec.name}` while online, or {how}"
+            f"{spec.name}: not converted yet ({target} is missing) and "
+            f"{offline_reason(local_files_only)}; run `wsris download {spec.name}` while "
+            f"online, or {how}"
         )
     import torch.hub
 
@@ -145,6 +161,15 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
         try:
             torch.hub.download_url_to_file(source.url, str(raw), progress=True)
         except Exception as exc:  # urllib raises many types; all mean "not available"
+            import urllib.error
+
+            if isinstance(exc, urllib.error.URLError) and not isinstance(
+                exc, urllib.error.HTTPError
+            ):
+                raise WeightsNotAvailableError(
+                    f"{spec.name}: cannot reach {source.url} ({exc.reason}): no network, or "
+                    f"a firewall or proxy in the way? Or {how}"
+                ) from exc
             raise WeightsNotAvailableError(
                 f"{spec.name}: cannot download {source.url}: {exc}; or {how}"
             ) from exc
@@ -256,8 +281,7 @@ def fetch_hf_repo(
         )
     except LocalEntryNotFoundError as exc:
         raise WeightsNotAvailableError(
-            f"{ref}: not in the Hugging Face cache and downloads are off (offline); "
-            f"{_hf_fetch_hint(repo, rev or 'main', None)}"
+            _not_cached(ref, local_files_only, _hf_fetch_hint(repo, rev or "main", None))
         ) from exc
     except OSError as exc:
         raise WeightsNotAvailableError(f"{ref}: cannot fetch from the Hub: {exc}") from exc

@@ -1,14 +1,26 @@
 """Image input of every kind -> an RGB ``uint8`` array of shape ``(H, W, 3)``.
 
-Accepted: a path (``str`` or ``Path``), a PIL image, a NumPy array (``HxWx3`` or
-``HxWx4`` uint8 or float in [0, 1], ``HxW`` gray, uint16 scaled down) or a torch tensor
-(``CxHxW`` with C in 1, 3, 4; uint8 or float in [0, 1]). EXIF orientation is applied;
-palette, gray, 16-bit and RGBA images become RGB (alpha is dropped, colours kept).
+Accepted: a path (``str`` or ``Path``), an ``http://`` or ``https://`` URL (``str``), a
+PIL image, a NumPy array (``HxW``, ``HxWx1``, ``HxWx3`` or ``HxWx4``) or a torch tensor
+(``CxHxW`` with C in 1, 3, 4). EXIF orientation is applied; palette and gray images
+become RGB.
+
+Values are scaled by their dtype, never by what they happen to hold: ``uint8`` as is,
+``uint16`` (and 16-bit image files) divided by 257 (65535 -> 255), float in [0, 1] times
+255, bool to 0/255; other integer dtypes must hold 8-bit values (0..255), anything
+outside that range is refused rather than guessed at. Transparent images (RGBA, LA,
+palette with transparency) are composited over a WHITE background (:data:`BACKGROUND`),
+so a transparent pixel is white whatever colour it stores.
+
+URLs are fetched with a timeout (:data:`URL_TIMEOUT_S`) and a size limit
+(:data:`MAX_DOWNLOAD_BYTES`, checked against ``Content-Length`` before and against the
+bytes received while downloading), then decoded with the same limits as files.
 Anything else raises :class:`~wsris.errors.ImageError` with the reason.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,13 +33,22 @@ from .errors import ImageError
 # 64 megapixels: an 8k x 8k photo. Larger inputs are refused before they are decoded,
 # which also stops decompression bombs. Pass ``max_pixels`` to change it.
 DEFAULT_MAX_PIXELS = 64_000_000
+#: Transparent pixels are composited over this colour.
+BACKGROUND: tuple[int, int, int] = (255, 255, 255)
+#: Seconds to wait for a URL to connect or send data.
+URL_TIMEOUT_S = 20.0
+#: Largest image download accepted (bytes).
+MAX_DOWNLOAD_BYTES = 50_000_000
+URL_SCHEMES = ("http://", "https://")
 
 ImageInput = str | Path | Image.Image | np.ndarray | Any
 
 
 def load_image(image: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Return ``image`` as a C-contiguous ``(H, W, 3)`` uint8 RGB array."""
-    if isinstance(image, (str, Path)):
+    if isinstance(image, str) and is_url(image):
+        array = _from_pil(_decode(fetch_url(image), image, max_pixels))
+    elif isinstance(image, (str, Path)):
         array = _from_pil(_open(Path(image), max_pixels))
     elif isinstance(image, Image.Image):
         _check_size(image.width, image.height, max_pixels, "image")
@@ -46,6 +67,48 @@ def load_image(image: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -
     return np.ascontiguousarray(array)
 
 
+def is_url(text: str) -> bool:
+    """True for an ``http://`` or ``https://`` address (any case)."""
+    return text[:8].lower().startswith(URL_SCHEMES)
+
+
+def fetch_url(
+    url: str, timeout: float = URL_TIMEOUT_S, max_bytes: int = MAX_DOWNLOAD_BYTES
+) -> bytes:
+    """The body of ``url``: at most ``max_bytes`` (refused from ``Content-Length`` before
+    downloading and while reading), each network wait at most ``timeout`` seconds."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"User-Agent": "wsris"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > max_bytes:
+                raise ImageError(
+                    f"{url}: {int(length):,} bytes, over the download limit of {max_bytes:,}"
+                )
+            body = response.read(max_bytes + 1)
+    except ImageError:
+        raise
+    except urllib.error.HTTPError as exc:
+        raise ImageError(f"cannot fetch image {url}: HTTP {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise ImageError(f"cannot fetch image {url}: no answer within {timeout:g} s") from exc
+        raise ImageError(f"cannot reach {url}: {reason}") from exc
+    except TimeoutError as exc:
+        raise ImageError(f"cannot fetch image {url}: no answer within {timeout:g} s") from exc
+    except (OSError, ValueError) as exc:  # reset connections, malformed URLs
+        raise ImageError(f"cannot fetch image {url}: {exc}") from exc
+    if len(body) > max_bytes:
+        raise ImageError(f"{url}: more than the download limit of {max_bytes:,} bytes")
+    if not body:
+        raise ImageError(f"{url}: the server sent no data")
+    return body
+
+
 def _open(path: Path, max_pixels: int | None) -> Image.Image:
     if not path.exists():
         raise ImageError(f"image file not found: {path}")
@@ -53,22 +116,28 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
         raise ImageError(f"expected an image file, got a folder: {path}")
     if path.stat().st_size == 0:
         raise ImageError(f"image file is empty: {path}")
+    return _decode(path, str(path), max_pixels)
+
+
+def _decode(source: Path | bytes, what: str, max_pixels: int | None) -> Image.Image:
+    """Open and fully decode a file or in-memory bytes, refusing oversized images before
+    their pixels are decoded."""
     try:
         with warnings.catch_warnings():
             # Our own pixel limit replaces PIL's bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
-            _check_size(img.width, img.height, max_pixels, str(path))
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            _check_size(img.width, img.height, max_pixels, what)
             img.load()
             return ImageOps.exif_transpose(img)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: {exc}") from exc
+        raise ImageError(f"{what}: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"not a readable image file: {path}") from exc
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data
-        raise ImageError(f"cannot decode image {path}: {exc}") from exc
+        raise ImageError(f"not a readable image: {what}") from exc
+    except Exception as exc:  # truncated or corrupt data: PIL raises many types
+        raise ImageError(f"cannot decode image {what}: {exc}") from exc
 
 
 def _check_size(width: int, height: int, max_pixels: int | None, what: str) -> None:
@@ -83,13 +152,37 @@ def _check_size(width: int, height: int, max_pixels: int | None, what: str) -> N
 
 def _from_pil(img: Image.Image) -> np.ndarray:
     mode = img.mode
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    if mode.startswith("I;16"):
+        return _from_numpy(np.asarray(img).astype(np.uint16))
+    if mode == "I":  # 32-bit integer pixels: how PIL reads 16-bit gray files
+        array = np.asarray(img)
+        lo, hi = int(array.min()), int(array.max())
+        if lo < 0 or hi > 65535:
+            raise ImageError(f"32-bit integer image with values in [{lo}, {hi}]: not 16-bit")
+        return _from_numpy(array.astype(np.uint16))
+    if mode == "F":
         return _from_numpy(np.asarray(img))
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if mode in ("P", "PA"):
+        has_alpha = "transparency" in img.info or mode == "PA"
+        img = img.convert("RGBA" if has_alpha else "RGB")
+    if img.mode in ("LA", "La", "RGBa", "PA"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        return _composite(np.asarray(img, dtype=np.uint8))
     if img.mode != "RGB":
-        img = img.convert("RGB")
+        try:
+            img = img.convert("RGB")
+        except (ValueError, OSError) as exc:
+            raise ImageError(f"cannot convert a {img.mode} image to RGB: {exc}") from exc
     return np.asarray(img, dtype=np.uint8)
+
+
+def _composite(rgba: np.ndarray) -> np.ndarray:
+    """``(H, W, 4)`` uint8 -> RGB over :data:`BACKGROUND`, rounded to nearest."""
+    alpha = rgba[:, :, 3:4].astype(np.uint32)
+    background = np.asarray(BACKGROUND, dtype=np.uint32)
+    mixed = rgba[:, :, :3].astype(np.uint32) * alpha + background * (255 - alpha)
+    return ((mixed + 127) // 255).astype(np.uint8)
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -106,15 +199,16 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
                 f"float images must hold values in [0, 1]; got [{lo:.3g}, {hi:.3g}]"
             )
         return np.round(array * 255.0).astype(np.uint8)
+    if array.dtype == np.uint16:  # 16-bit data: the dtype decides the scale, not the values
+        return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     if np.issubdtype(array.dtype, np.integer):
         lo, hi = int(array.min()), int(array.max())
-        if lo < 0:
-            raise ImageError(f"integer image has negative values (min {lo})")
-        if hi <= 255:
-            return array.astype(np.uint8)
-        if hi <= 65535:  # 16-bit data
-            return (array.astype(np.uint32) // 257).astype(np.uint8)
-        raise ImageError(f"integer image values up to {hi} are not 8- or 16-bit")
+        if lo < 0 or hi > 255:
+            raise ImageError(
+                f"{array.dtype} image with values in [{lo}, {hi}]: integer images other than "
+                "uint16 must hold 8-bit values (0..255); pass 16-bit data as uint16"
+            )
+        return array.astype(np.uint8)
     raise ImageError(f"unsupported image dtype {array.dtype}")
 
 
@@ -130,7 +224,9 @@ def _from_numpy(array: np.ndarray) -> np.ndarray:
     array = _to_uint8(array)
     if array.shape[2] == 1:
         return np.repeat(array, 3, axis=2)
-    return array[:, :, :3]
+    if array.shape[2] == 4:
+        return _composite(array)
+    return array
 
 
 def _is_tensor(obj: object) -> bool:

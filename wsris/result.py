@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .errors import InvalidInputError
+
 
 @dataclass
 class SegmentationResult:
@@ -77,11 +79,22 @@ class SegmentationResult:
         gray = np.round(self.heatmap * 255).astype(np.uint8)
         return Image.fromarray(cv2.applyColorMap(gray, cv2.COLORMAP_JET)[:, :, ::-1])
 
-    def save(self, path: str | Path) -> Path:
-        """Write the mask as a PNG: 255 inside, 0 outside, at the original size."""
+    def mask_image(self) -> Image.Image:
+        """The mask as an 8-bit gray image: 255 inside, 0 outside, at the original size."""
+        return Image.fromarray(self.mask.astype(np.uint8) * 255)
+
+    def save(self, path: str | Path, format: str | None = None) -> Path:
+        """Write the mask: 255 inside, 0 outside, at the original size. PNG (lossless) by
+        default, and a name that is not ``.png`` is refused unless ``format`` (a PIL
+        format name such as ``"BMP"``) is given explicitly."""
         path = Path(path)
+        if format is None and path.suffix.lower() != ".png":
+            raise InvalidInputError(
+                f"mask path {path} is not .png; masks are written as PNG (lossless), or pass "
+                "format= to choose another format explicitly"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(self.mask.astype(np.uint8) * 255).save(path)
+        self.mask_image().save(path, format=format or "PNG")
         return path
 
     def to_supervision(self):

@@ -5,25 +5,33 @@ Apache-2.0, see ``assets/NOTICE``), so tokenizing never touches the network.
 
 Two styles, chosen by a model's ``config.json`` (``"text": {"style": ...}``):
 
-- ``albef``: ALBEF's cleaning (lowercase, strip ``,.'!?"()*#:;~``, ``-`` and ``/`` to
-  spaces, at most ``max_words`` words) and ``[CLS]`` first with NO trailing ``[SEP]``,
-  which is what ALBEF's checkpoints were trained with.
+- ``albef``: ALBEF's own ``pre_caption`` (:func:`pre_caption`: lowercase, strip
+  ``,.'!?"()*#:;~``, ``-`` and ``/`` to spaces, ``<person>`` to ``person``, at most
+  ``max_words`` words) and ``[CLS]`` first with NO trailing ``[SEP]``, which is what
+  ALBEF's checkpoints were trained with.
 - ``bert``: plain ``[CLS] ... [SEP]`` (Shatter and Gather), whitespace folded only.
+
+``max_length`` counts WordPieces with the special tokens; ``null`` (or absent in a
+converted ALBEF model) means the text encoder's own position limit, as ALBEF's
+Grounding.py evaluates. Every text problem is a :class:`~wsris.errors.TextError`
+(empty, not a string, too long to be an expression, nothing the vocabulary knows) or a
+one-line :class:`~wsris.errors.TextWarning` (cut at ``max_words`` or ``max_length``,
+mostly unknown WordPieces), the same for both methods.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+from .errors import TextError, TextWarning, warn
 
-from .errors import TextError
-from .pipelines.base import TextBatch
+if TYPE_CHECKING:
+    from .pipelines.base import TextBatch
 
 VOCAB_FILE = "bert-base-uncased-vocab.txt"
 VOCAB_SIZE = 30522
@@ -31,21 +39,52 @@ VOCAB_SIZE = 30522
 # megabytes of text.
 MAX_TEXT_CHARS = 2000
 
-_ALBEF_STRIP = re.compile(r"[,.'!?\"()*#:;~]")
-_ALBEF_SPACE = re.compile(r"[-/]")
+_ALBEF_STRIP = re.compile(r"([,.'!?\"()*#:;~])")
+_ALBEF_MULTISPACE = re.compile(r"\s{2,}")
 _WHITESPACE = re.compile(r"\s+")
+# Shortened texts in messages: this many characters at most.
+_SHOWN_CHARS = 60
+# Warn when at least this share of a text's WordPieces is [UNK].
+UNKNOWN_WARN_SHARE = 0.5
 
 TextStyle = Literal["albef", "bert"]
 
 
-def clean_albef(text: str, max_words: int | None = 30) -> str:
-    """ALBEF's caption cleaning (see ``shared/reference/albef.md``)."""
-    text = _ALBEF_STRIP.sub("", text.lower())
-    text = _ALBEF_SPACE.sub(" ", text)
-    words = _WHITESPACE.sub(" ", text).strip().split(" ")
+def shorten(text: str, limit: int = _SHOWN_CHARS) -> str:
+    """``text`` for a message: at most ``limit`` characters, ``...`` marking a cut, and
+    the full length said when it was cut."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def pre_caption(caption: str, max_words: int | None = 30) -> str:
+    """ALBEF's ``pre_caption`` (``dataset/utils.py``), step for step: lower-case, delete
+    ``,.'!?"()*#:;~``, ``-`` and ``/`` to spaces, ``<person>`` to ``person``, runs of two or
+    more whitespace characters to one space, strip a trailing newline and the spaces
+    around, then keep at most ``max_words`` space-separated words."""
+    caption = _ALBEF_STRIP.sub("", caption.lower())
+    caption = caption.replace("-", " ").replace("/", " ").replace("<person>", "person")
+    caption = _ALBEF_MULTISPACE.sub(" ", caption)
+    caption = caption.rstrip("\n").strip(" ")
+    words = caption.split(" ")
     if max_words is not None and len(words) > max_words:
-        words = words[:max_words]
-    return " ".join(w for w in words if w)
+        caption = " ".join(words[:max_words])
+    return caption
+
+
+def clean_albef(text: str, max_words: int | None = 30) -> str:
+    """ALBEF's cleaning (:func:`pre_caption`) with the remaining whitespace folded to
+    single spaces: the words are the ones WordPiece sees either way."""
+    return " ".join(pre_caption(text, max_words).split())
+
+
+def _albef_word_count(text: str) -> int:
+    """How many words ``pre_caption`` counts before it cuts at ``max_words``."""
+    caption = _ALBEF_STRIP.sub("", text.lower())
+    caption = caption.replace("-", " ").replace("/", " ").replace("<person>", "person")
+    caption = _ALBEF_MULTISPACE.sub(" ", caption).rstrip("\n").strip(" ")
+    return len(caption.split(" "))
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +115,8 @@ class Tokenizer:
     """Turns expressions into a padded :class:`TextBatch`.
 
     ``max_length`` counts WordPieces including special tokens; longer expressions are
-    truncated with a warning.
+    truncated with a :class:`~wsris.errors.TextWarning`, as are ALBEF-style texts of
+    more than ``max_words`` words.
     """
 
     style: TextStyle = "bert"
@@ -84,13 +124,20 @@ class Tokenizer:
     max_words: int | None = 30
 
     @classmethod
-    def from_config(cls, text_config: dict) -> Tokenizer:
+    def from_config(cls, text_config: dict, encoder_limit: int | None = None) -> Tokenizer:
+        """The tokenizer a model config's ``text`` section describes. ``encoder_limit``
+        (the text encoder's position count) is the ``max_length`` when the config gives
+        none, and caps the one it gives."""
         style = text_config.get("style", "bert")
         if style not in ("albef", "bert"):
             raise ValueError(f"unknown text style {style!r}")
+        raw = text_config.get("max_length", 40 if encoder_limit is None else None)
+        max_length = int(raw) if raw is not None else int(encoder_limit or 512)
+        if encoder_limit is not None:
+            max_length = min(max_length, int(encoder_limit))
         return cls(
             style=style,
-            max_length=int(text_config.get("max_length", 40)),
+            max_length=max_length,
             max_words=text_config.get("max_words", 30),
         )
 
@@ -108,11 +155,21 @@ class Tokenizer:
         cleaned = self.clean(text)
         return cleaned.split(" ") if cleaned else []
 
-    def __call__(self, texts: str | list[str]) -> TextBatch:
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, (list, tuple)) or not texts:
-            raise TextError("expected a non-empty string or a non-empty list of strings")
+    def check(self, texts: str | Sequence[str]) -> list[str]:
+        """Validate ``texts`` without building tensors (no torch needed): raises
+        :class:`TextError` for the first unusable one and returns them as a list."""
+        texts = as_text_list(texts)
+        tok = _wordpiece()
+        for text in texts:
+            self._encode_one(tok, text, quiet=True)
+        return texts
+
+    def __call__(self, texts: str | Sequence[str]) -> TextBatch:
+        import torch
+
+        from .pipelines.base import TextBatch
+
+        texts = as_text_list(texts)
         tok = _wordpiece()
         rows: list[list[int]] = []
         pieces: list[list[str]] = []
@@ -130,31 +187,38 @@ class Tokenizer:
             attention_mask[i, : len(ids)] = 1
         return TextBatch(list(texts), input_ids, attention_mask, pieces, word_ids)
 
-    def _encode_one(self, tok, text: object) -> tuple[list[int], list[int | None]]:
-        if not isinstance(text, str):
-            raise TextError(f"expected text as str, got {type(text).__name__}")
-        if len(text) > MAX_TEXT_CHARS:
-            raise TextError(
-                f"text of {len(text)} characters is longer than the {MAX_TEXT_CHARS} "
-                "accepted for a referring expression"
-            )
+    def _encode_one(
+        self, tok: Any, text: object, quiet: bool = False
+    ) -> tuple[list[int], list[int | None]]:
+        check_text(text)
+        assert isinstance(text, str)
         words = self.words(text)
         if not words:
-            raise TextError(f"text {text!r} is empty after cleaning")
+            raise TextError(f"text {shorten(text)} is empty after cleaning")
         cls_id, sep_id, unk_id = _special_ids()
         enc = tok.encode(words, is_pretokenized=True, add_special_tokens=False)
         ids: list[int] = list(enc.ids)
         wids: list[int | None] = list(enc.word_ids)
         if not ids or all(i == unk_id for i in ids):
-            raise TextError(f"text {text!r} tokenizes to nothing the model knows")
+            raise TextError(f"text {shorten(text)} tokenizes to nothing the model knows")
+        if quiet:
+            return ids, wids
+        if self.style == "albef" and self.max_words is not None:
+            count = _albef_word_count(text)
+            if count > self.max_words:
+                warn(f"text {shorten(text)} has {count} words; cut to the first "
+                     f"{self.max_words} (max_words, as ALBEF's pre_caption does)", TextWarning,
+                     stacklevel=4)
+        unknown = sum(i == unk_id for i in ids)
+        if unknown / len(ids) >= UNKNOWN_WARN_SHARE:
+            warn(f"text {shorten(text)}: {unknown} of {len(ids)} WordPieces are unknown to the "
+                 "vocabulary ([UNK]); the result rests on the few it knows", TextWarning,
+                 stacklevel=4)
         specials = 1 if self.style == "albef" else 2
         room = self.max_length - specials
         if len(ids) > room:
-            warnings.warn(
-                f"text {text[:60]!r}... has {len(ids)} WordPieces; truncated to {room} "
-                f"(max_length {self.max_length})",
-                stacklevel=3,
-            )
+            warn(f"text {shorten(text)} has {len(ids)} WordPieces; truncated to {room} "
+                 f"(max_length {self.max_length})", TextWarning, stacklevel=4)
             ids, wids = ids[:room], wids[:room]
         ids = [cls_id, *ids]
         wids = [None, *wids]
@@ -162,3 +226,32 @@ class Tokenizer:
             ids.append(sep_id)
             wids.append(None)
         return ids, wids
+
+
+def as_text_list(texts: object) -> list[str]:
+    """One string or a non-empty list/tuple of strings -> a list; anything else is a
+    :class:`TextError` naming what was given."""
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, (list, tuple)):
+        raise TextError(
+            f"expected text as a string or a list of strings, got {type(texts).__name__}"
+        )
+    if not texts:
+        raise TextError("no text given: pass a string or a non-empty list of strings")
+    for text in texts:
+        check_text(text)
+    return list(texts)
+
+
+def check_text(text: object) -> None:
+    """The model-independent checks of one text: a string, not blank, not megabytes."""
+    if not isinstance(text, str):
+        raise TextError(f"expected text as str, got {type(text).__name__}")
+    if len(text) > MAX_TEXT_CHARS:
+        raise TextError(
+            f"text {shorten(text)} is longer than the {MAX_TEXT_CHARS} characters accepted "
+            "for a referring expression"
+        )
+    if not text.strip():
+        raise TextError(f"text {text!r} is empty")

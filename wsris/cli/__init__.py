@@ -2,15 +2,20 @@
 
 Exit codes: 0 success; 1 unexpected wsris error; 2 bad command-line usage (click);
 3 unusable image or text; 4 malformed manifest or config; 5 unknown or unpublished
-model; 6 weights not available (offline, not cached); 7 checksum or weight mismatch;
-8 device or dtype not available; 9 dataset files missing or malformed; 10 no spaCy
-English pipeline installed.
+model, or a folder that is not a model folder; 6 weights not available (offline, not
+cached, unreachable); 7 checksum or weight mismatch; 8 device or dtype not available;
+9 dataset files missing or malformed; 10 no spaCy English pipeline installed; 11 an
+output path that cannot or must not be written; 130 interrupted (Ctrl-C).
+
+wsris's own warnings (:class:`~wsris.errors.WsrisWarning`) are printed as one line,
+``wsris: warning: ...``, on stderr.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 # Before torch is imported: OpenMP threads that spin while waiting make small models up
 # to 60x slower on a busy machine (measured in benchmarks/); passive waiting costs
@@ -20,18 +25,41 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click  # noqa: E402
 
 from .. import __version__  # noqa: E402
-from ..errors import WsrisError  # noqa: E402
+from ..errors import INTERRUPTED_EXIT_CODE, WsrisError, WsrisWarning  # noqa: E402
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the CLI: wsris warnings as one plain line."""
+    if issubclass(category, WsrisWarning):
+        click.echo(f"wsris: warning: {_one_line(str(message))}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
 
 
 class _Group(click.Group):
-    """Prints wsris errors as one line on stderr and exits with their code."""
+    """Prints wsris errors as one line on stderr and exits with their code; Ctrl-C exits
+    130 (commands clean up their partial outputs on the way)."""
 
     def invoke(self, ctx: click.Context):
+        previous = warnings.showwarning
+        warnings.showwarning = show_warning
         try:
             return super().invoke(ctx)
         except WsrisError as exc:
-            click.echo(f"wsris: error: {exc}", err=True)
+            click.echo(f"wsris: error: {_one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("wsris: interrupted", err=True)
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        finally:
+            warnings.showwarning = previous
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

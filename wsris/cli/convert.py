@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
+
+
+def usage_lines(folder: Path) -> list[str]:
+    """How to use a converted folder, in forms that work when pasted: a name without a
+    slash gets ``./`` so it can never be taken for a manifest name."""
+    ref = str(folder)
+    if "/" not in ref and "\\" not in ref:
+        ref = f"./{ref}"
+    return [f"use it with: wsris.load({ref!r})",
+            f"         or: wsris segment IMAGE TEXT --model {shlex.quote(ref)}"]
 
 
 @click.group("convert")
@@ -37,7 +48,8 @@ def albef_command(src: Path, out_dir: Path, variant: str | None, overwrite: bool
         a, b = source["position_grid_resized"]
         click.echo(f"position grid resized bicubically from {a}x{a} to {b}x{b}")
     click.echo(f"wrote {folder / 'config.json'} and {folder / 'model.safetensors'}")
-    click.echo(f"use it with: wsris.load({str(folder)!r})")
+    for line in usage_lines(folder):
+        click.echo(line)
 
 
 def _attach_sag() -> None:

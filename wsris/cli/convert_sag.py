@@ -67,4 +67,7 @@ def sag_command(
     )
     click.echo(f"dropped keys: {', '.join(source['dropped_keys']) or 'none'}")
     click.echo(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")
-    click.echo(f"use it with: wsris.load({str(out)!r})")
+    from .convert import usage_lines
+
+    for line in usage_lines(out):
+        click.echo(line)

@@ -25,8 +25,13 @@ _VARIANT_HELP = (
               help="shapes:SPLIT (train, val, test, compositional), shapes:VARIANT:SPLIT, "
                    "shapes+:SPLIT, or DATASET:SPLIT_BY:SPLIT@ROOT for a REFER-format "
                    "dataset, e.g. refcoco+:unc:val@/data/refer, or phrasecut:SPLIT@ROOT.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
-              help="Evaluate only the first N samples (expressions).")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None,
+              help="Evaluate only the first N samples (expressions); N >= 1.")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail",
+              show_default=True,
+              help="A sample that cannot be used (missing image, empty text, ...): fail "
+                   "names its dataset, ref id and sentence id and stops; skip leaves it out "
+                   "of every figure and lists it in the table and the JSON.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write metrics, settings and per-sample IoUs to this JSON file.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
@@ -43,7 +48,8 @@ _VARIANT_HELP = (
 @click.option("--images", type=click.Path(path_type=Path), default=None,
               help="Image folder of a REFER or PhraseCut dataset (default: found under ROOT).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def eval_command(model: str | None, data: str, limit: int | None, json_path: Path | None,
+def eval_command(model: str | None, data: str, limit: int | None, on_error: str,
+                 json_path: Path | None,
                  baseline: bool, variant: str | None, threshold: float | None, seed: int,
                  device: str, images: Path | None, progress: bool) -> None:
     """Evaluate a model (and the trivial baselines) with mIoU, cIoU, Pr@{0.3,0.5,0.7,0.9},
@@ -63,4 +69,4 @@ def eval_command(model: str | None, data: str, limit: int | None, json_path: Pat
 
     run(data=data, model=model, limit=limit, json_path=json_path, baselines=baseline,
         variant=variant, seed=seed, device=device, threshold=threshold, images=images,
-        progress=progress, echo=click.echo)
+        progress=progress, echo=click.echo, on_error=on_error)

@@ -200,7 +200,9 @@ def albef_model_config(config: AlbefConfig, source: dict[str, Any] | None = None
             "std": STD,
             "interpolation": "bicubic",
         },
-        "text": {"style": "albef", "max_words": 30, "max_length": 40},
+        # Grounding.py's Grad-CAM pass tokenizes with no max_length: the text encoder's
+        # own position limit is the only cut (pre_caption's 30 words come first).
+        "text": {"style": "albef", "max_words": 30, "max_length": config.max_positions},
         "inference": {
             "threshold": 0.3,
             "stages": ["gradcam", "affinity", "proposals"],

@@ -28,6 +28,7 @@ class RefSample:
     mask: np.ndarray  # HxW bool
     object_masks: list[np.ndarray] = field(default_factory=list)
     kind: str | None = None
+    ref_id: int | str | None = None  # the REFER ref the sentence belongs to, where known
 
 
 @runtime_checkable

@@ -214,7 +214,20 @@ class ReferDataset:
             mask=self.annotation_mask(int(ref["ann_id"])),
             object_masks=[self.annotation_mask(a) for a in self.anns_of_image[image_id]],
             kind=_text(sent["kind"]) if "kind" in sent else None,
+            ref_id=ref.get("ref_id"),
         )
+
+    def sample_ref(self, index: int) -> dict[str, Any]:
+        """Who sample ``index`` is, without reading its image or mask: dataset, ref id,
+        sentence id and image id (for error messages and skip lists)."""
+        ref, sent = self._items[index]
+        return {"dataset": self.name, "ref_id": ref.get("ref_id"),
+                "sent_id": sent.get("sent_id", index), "image_id": int(ref["image_id"])}
+
+    def missing_images(self) -> list[Path]:
+        """Image files of this split that do not exist (checked once, up front)."""
+        ids = sorted({int(ref["image_id"]) for ref, _ in self._items})
+        return [p for p in (self.image_path(i) for i in ids) if not p.is_file()]
 
     def __repr__(self) -> str:
         return f"ReferDataset({str(self.root)!r}, {self.name!r}, samples={len(self)})"
