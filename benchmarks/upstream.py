@@ -122,7 +122,9 @@ def upstream_chunk_localize(
             ids, mask, positions = _one_text(text, t)
             cam = upstream_gradcam_single(model, pixel_values, ids, mask, layer)
             words = cam.maps[positions]
-            sentence = words.mean(dim=0) if positions else torch.zeros_like(cam.maps[0])
+            # ALBEF's grounding evaluation averages [CLS] (position 0) with the words
+            used = [0, *positions] if options.get("average") == "tokens_with_cls" else positions
+            sentence = cam.maps[used].mean(dim=0) if used else torch.zeros_like(cam.maps[0])
             stages = {"gradcam": sentence, "word_maps": words, "itm_logits": cam.itm_logits}
             score = float(cam.itm_logits.softmax(dim=-1)[1])
             outputs.append(LocalizationOutput(heatmap=sentence, score=score, stages=stages))
