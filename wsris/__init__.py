@@ -18,6 +18,7 @@ __version__ = "0.1.0.dev0"
 
 _EXPORTS = {
     "Segmenter": ".api",
+    "EncodedImage": ".api",
     "load": ".api",
     "SegmentationResult": ".result",
     "WsrisError": ".errors",

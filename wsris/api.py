@@ -11,6 +11,7 @@ import copy
 import importlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,32 @@ METHOD_OPTIONS = {
     },
     "sag": {"combine", "slot_init", "num_samples", "seed"},
 }
+
+
+@dataclass(eq=False)
+class EncodedImage:
+    """An image prepared once by :meth:`Segmenter.encode` for many ``segment`` calls.
+
+    Holds the decoded RGB image, the model input and the method's image side (the
+    chunk method's ViT tokens, attention and mask proposals; SaG's slots), computed for
+    the options ``encode`` was given. A later call with other image-side options
+    (e.g. another ``affinity_layer`` or ``seed``) computes and keeps those too. Only the
+    Segmenter that made it accepts it.
+    """
+
+    image: np.ndarray = field(repr=False)  # RGB uint8 (H, W, 3), what load_image returned
+    pixel_values: torch.Tensor = field(repr=False)  # (1, 3, h, w) on the model's device
+    model: str
+    method: str
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _owner: object = field(default=None, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the original image."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
 def read_config(folder: Path, what: str) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not path.is_file():
@@ -104,7 +131,10 @@ class Segmenter:
         self.max_pixels = max_pixels
         self.model = model.to(self.device).eval()
         self.tokenizer = Tokenizer.from_config(config["text"])
-        self._localize = importlib.import_module(f"wsris.pipelines.{self.method}").localize
+        pipeline = importlib.import_module(f"wsris.pipelines.{self.method}")
+        self._localize = pipeline.localize
+        self._encode = pipeline.encode
+        self._token = object()  # identifies the EncodedImages this Segmenter made
 
     def __repr__(self) -> str:
         return f"Segmenter(name={self.name!r}, method={self.method!r}, device={self.device})"
@@ -129,9 +159,28 @@ class Segmenter:
         options.update(overrides)
         return options
 
+    def encode(self, image: ImageInput, **options: Any) -> EncodedImage:
+        """Decode and encode ``image`` once, for any number of later ``segment`` calls.
+
+        ``seg.segment(seg.encode(image), text)`` gives the same result as
+        ``seg.segment(image, text)``; the image encoder (and, for chunk, the mask
+        proposals) run here and not again. ``options`` are the method options the
+        image side depends on (as for ``segment``); the model's defaults otherwise.
+        """
+        rgb = load_image(image, self.max_pixels)
+        opts = self._options(options)
+        pixels = self.preprocess(rgb)
+        encoded = EncodedImage(
+            image=rgb, pixel_values=pixels, model=self.name, method=self.method,
+            _owner=self._token,
+        )
+        with autocast(self.device, self.dtype):
+            self._encode(self.model, pixels, rgb, opts, encoded.cache)
+        return encoded
+
     def segment(
         self,
-        image: ImageInput,
+        image: ImageInput | EncodedImage,
         text: str | Sequence[str],
         *,
         threshold: float | None = None,
@@ -139,6 +188,8 @@ class Segmenter:
     ) -> SegmentationResult | list[SegmentationResult]:
         """Segment what ``text`` refers to in ``image``.
 
+        ``image`` is anything :func:`wsris.images.load_image` reads, or an
+        :class:`EncodedImage` from :meth:`encode` (the image side is then reused).
         ``text`` may be one string (returns one result) or a list (returns a list, one
         per text, with the image encoded once). ``threshold`` overrides the model's
         default on the [0, 1] heat map; ``options`` select method variants, e.g.
@@ -151,12 +202,22 @@ class Segmenter:
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 <= thr <= 1.0:
             raise InvalidInputError(f"threshold must lie in [0, 1], got {thr}")
-        rgb = load_image(image, self.max_pixels)
+        if isinstance(image, EncodedImage):
+            if image._owner is not self._token:
+                raise InvalidInputError(
+                    f"this EncodedImage was made by another Segmenter ({image.model!r}); "
+                    "encode the image with the Segmenter that segments it"
+                )
+            rgb, pixels, cache = image.image, image.pixel_values, image.cache
+        else:
+            rgb = load_image(image, self.max_pixels)
+            pixels, cache = None, None
         batch = self.tokenizer(texts).to(self.device)
         opts = self._options(options)
-        pixels = self.preprocess(rgb)
+        if pixels is None:
+            pixels = self.preprocess(rgb)
         with autocast(self.device, self.dtype):
-            outputs = self._localize(self.model, pixels, batch, rgb, opts)
+            outputs = self._localize(self.model, pixels, batch, rgb, opts, cache)
         results = [
             self._finish(rgb, t, out, thr) for t, out in zip(texts, outputs, strict=True)
         ]
