@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,25 @@ METHOD_OPTIONS = {
     },
     "sag": {"combine", "slot_init", "num_samples", "seed"},
 }
+
+
+_WARNED: list[bool] = []
+
+
+def _warn_thread_policy() -> None:
+    """Once per process: the thread policy could not apply (torch came first)."""
+    from . import thread_policy
+
+    if _WARNED or thread_policy()["source"] != "too late":
+        return
+    _WARNED.append(True)
+    warnings.warn(
+        "torch was imported before wsris, so wsris's thread policy "
+        "(OMP_WAIT_POLICY=PASSIVE) could not apply: on a busy CPU calls can be several "
+        "times slower. Import wsris before torch, or set OMP_WAIT_POLICY in the "
+        "environment (any value silences this warning).",
+        stacklevel=3,
+    )
 
 
 @dataclass(eq=False)
@@ -131,6 +151,8 @@ class Segmenter:
         self.max_pixels = max_pixels
         self.model = model.to(self.device).eval()
         self.tokenizer = Tokenizer.from_config(config["text"])
+        if self.device.type == "cpu":
+            _warn_thread_policy()
         pipeline = importlib.import_module(f"wsris.pipelines.{self.method}")
         self._localize = pipeline.localize
         self._encode = pipeline.encode
