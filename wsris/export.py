@@ -58,6 +58,19 @@ def resolve_model_folder(source: Path) -> tuple[Path, Path | None]:
     )
 
 
+def _recipe(run: Path) -> dict[str, Any]:
+    try:
+        recipe = json.loads((run / "recipe.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{run / 'recipe.json'} is not readable JSON: {exc}") from exc
+    return recipe if isinstance(recipe, dict) else {}
+
+
+def _recipe_data(run: Path, part: str) -> Any:
+    data = _recipe(run).get("data", {})
+    return data.get(part) if isinstance(data, dict) else None
+
+
 def run_metrics(run: Path, step: int | None) -> dict[str, Any]:
     """The validation record of ``step`` (else the last one) from ``val_log.jsonl``, with
     ``data`` naming the validation set from ``recipe.json``; {} when there is none."""
@@ -75,12 +88,7 @@ def run_metrics(run: Path, step: int | None) -> dict[str, Any]:
     if not records:
         return {}
     chosen = next((r for r in records if step is not None and r.get("step") == step), records[-1])
-    try:
-        recipe = json.loads((run / "recipe.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{run / 'recipe.json'} is not readable JSON: {exc}") from exc
-    data = recipe.get("data", {}) if isinstance(recipe, dict) else {}
-    val = data.get("val") if isinstance(data, dict) else None
+    val = _recipe_data(run, "val")
     metrics = {k: v for k, v in chosen.items() if k not in ("step", "time")}
     if val:
         metrics = {"data": f"{val}, step {chosen.get('step')}", **metrics}
@@ -113,10 +121,13 @@ def export_model(
     seg = _from_folder(folder, folder.name, "cpu", None, name_from_config=True)
     config = seg.config
     card = dict(config.get("card") or {})
-    if not card.get("metrics") and run is not None:
-        metrics = run_metrics(run, _step_of(folder))
-        if metrics:
-            card["metrics"] = metrics
+    if run is not None:
+        if not card.get("metrics"):
+            metrics = run_metrics(run, _step_of(folder))
+            if metrics:
+                card["metrics"] = metrics
+        if not card.get("data") and _recipe_data(run, "train"):
+            card["data"] = _recipe_data(run, "train")
     config["card"] = card
     meta = card_metadata(config, None, license_name, datasets, tags)
     load_name = f"hf-hub:{repo_id}" if repo_id else None
