@@ -129,6 +129,27 @@ def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
         )
 
 
+def build_for_loading(method: str, architecture: dict[str, Any]) -> torch.nn.Module:
+    """The model of ``architecture`` with its parameters left uninitialised, for a strict
+    load that overwrites every one of them: built on the meta device and then given
+    empty CPU storage, which skips the random initialisation (most of the building time
+    of a large model). A model that keeps state the file does not hold (non-persistent
+    buffers), shares parameters, or cannot be built on the meta device is built the
+    ordinary way.
+    """
+    try:
+        with torch.device("meta"):
+            model = build_model(method, architecture)
+    except Exception:  # any construction that needs real values
+        return build_model(method, architecture)
+    in_file = set(model.state_dict())
+    buffers = [name for name, _ in model.named_buffers(remove_duplicate=False)]
+    params = [name for name, _ in model.named_parameters(remove_duplicate=False)]
+    if any(b not in in_file for b in buffers) or len(params) != len(dict(model.named_parameters())):
+        return build_model(method, architecture)
+    return model.to_empty(device="cpu")
+
+
 class Segmenter:
     """A loaded model with its preprocessing. Create it with :func:`wsris.load`."""
 
@@ -326,7 +347,7 @@ def _from_folder(
             )
         # The manifest decides preprocessing and inference defaults for named models.
         config = {**config, **copy.deepcopy(spec.config), "method": spec.method}
-    model = build_model(config["method"], config["architecture"])
+    model = build_for_loading(config["method"], config["architecture"])
     load_weights(model, folder / WEIGHTS_NAME, name)
     return Segmenter(model, config, name=name, device=device, dtype=dtype, spec=spec)
 
