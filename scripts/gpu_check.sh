@@ -13,6 +13,12 @@
 #   3. the chunk pipeline at paper size for 1 and 16 expressions against the upstream
 #      procedure on the same GPU (benchmarks.run, section chunk)       -> gpu-chunk.json
 #   4. what ran and how it ended                                       -> gpu-summary.json
+# Before a lent run, here (CPU machine, repository root), fetch the wheel the GPU image
+# lacks (Python 3.12 there) and carry .whl with the call:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl higra
 # Results go to $OUT when set (the lent machine's folder that comes back), else to
 # benchmarks/results/. Copy them to benchmarks/results/gpu-*.json and the README.
 set -uo pipefail
@@ -52,7 +58,7 @@ step() {  # step NAME SECONDS COMMAND...
 
 # 1. Tests marked for CUDA (they skip on a CPU: the dry run checks that they collect).
 step tests "$T_TESTS" "$PY" -m pytest -q -o addopts="" -p no:cacheprovider -m cuda -rs \
-  --junitxml="$RESULTS/gpu-tests.xml" tests
+  --junitxml="$RESULTS/gpu-tests.xml" tests/test_cuda.py
 # 2. Heat maps CPU vs CUDA; autocast vs float32.
 DRYFLAG=(); [[ $DRY == 1 ]] && DRYFLAG=(--dry-run)
 step compare "$T_COMPARE" "$PY" scripts/gpu_check.py --json "$RESULTS/gpu-compare.json" \
