@@ -7,7 +7,7 @@ import os
 # Set before anything imports huggingface_hub, which reads these at import time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see wsris/cli/__init__.py
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # wsris's policy, see wsris/__init__.py
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

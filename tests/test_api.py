@@ -53,7 +53,8 @@ def test_folder_round_trip_gives_identical_outputs(tiny_folder, tmp_path):
     a = seg.segment(scene(), "the red square")
     b = again.segment(scene(), "the red square")
     np.testing.assert_array_equal(a.heatmap, b.heatmap)
-    assert (tmp_path / "copy" / "README.md").read_text().startswith("# tiny")
+    card = (tmp_path / "copy" / "README.md").read_text()
+    assert card.startswith("---\n") and "\n# tiny\n" in card  # Hub YAML header, then title
 
 
 def test_results_are_at_original_size_and_consistent(tiny_folder):

@@ -16,13 +16,67 @@ def make(mask: np.ndarray, image: np.ndarray | None = None) -> SegmentationResul
 
 def test_area_bbox_and_dict():
     mask = np.zeros((5, 7), bool)
-    mask[1:3, 2:6] = True
+    mask[1:3, 2:6] = True  # rows 1-2, columns 2-5
     r = make(mask)
     assert r.area == 8
-    assert r.bbox == (2, 1, 6, 3)
+    assert r.bbox == (2, 1, 4, 2)  # COCO x, y, w, h
+    assert r.bbox_xyxy == (2, 1, 6, 3)  # half-open corners
     d = r.to_dict()
-    assert d["area"] == 8 and d["bbox"] == (2, 1, 6, 3) and d["size"] == [5, 7]
-    assert make(np.zeros((3, 3), bool)).bbox is None
+    assert d["area"] == 8 and d["size"] == [5, 7]
+    assert d["bbox"] == (2, 1, 4, 2) and d["bbox_xyxy"] == (2, 1, 6, 3)
+    empty = make(np.zeros((3, 3), bool))
+    assert empty.bbox is None and empty.bbox_xyxy is None
+
+
+def test_bbox_matches_the_data_packages_coco_boxes():
+    from wsris.data.masks import mask_bbox
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        mask = rng.random((9, 13)) > 0.9
+        if mask.any():
+            assert make(mask).bbox == mask_bbox(mask)
+
+
+def random_masks() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    masks = [rng.random((17, 23)) > p for p in (0.0, 0.5, 0.97, 1.0)]  # full ... empty
+    blob = np.zeros((31, 40), bool)
+    blob[5:20, 3:37] = True
+    blob[0, 0] = blob[30, 39] = True  # first and last pixel set
+    return [*masks, blob, np.ones((1, 1), bool), np.zeros((1, 1), bool)]
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_rle_is_decoded_exactly_by_pycocotools(compress):
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    for mask in random_masks():
+        rle = make(mask).to_rle(compress=compress)
+        assert rle["size"] == list(mask.shape)
+        if not compress:  # uncompressed RLE goes through frPyObjects first
+            rle = mask_utils.frPyObjects(rle, *rle["size"])
+        back = mask_utils.decode(rle)
+        assert back.dtype == np.uint8 and back.shape == mask.shape
+        np.testing.assert_array_equal(back.astype(bool), mask)
+        assert int(mask_utils.area(rle)) == int(mask.sum())
+
+
+def test_compressed_rle_equals_pycocotools_encoding():
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    for mask in random_masks():
+        theirs = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        ours = make(mask).to_rle()
+        assert ours["counts"] == theirs["counts"].decode("ascii")
+        assert ours["size"] == list(theirs["size"])
+
+
+def test_coco_result_entry_box_agrees_with_pycocotools():
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    mask = random_masks()[4]
+    entry = make(mask).to_coco(image_id=7, category_id=3)
+    assert entry["image_id"] == 7 and entry["category_id"] == 3 and entry["score"] == 0.25
+    np.testing.assert_array_equal(mask_utils.toBbox(entry["segmentation"]), entry["bbox"])
+    assert entry["area"] == int(mask.sum())
 
 
 def test_save_writes_binary_png_at_mask_size(tmp_path):
@@ -46,6 +100,22 @@ def test_overlay_tints_only_the_mask():
     np.testing.assert_array_equal(with_outline[2, 2], [200, 0, 0])  # contour pixel
     with pytest.raises(ValueError, match="no image"):
         make(mask).overlay()
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_to_supervision_matches_the_real_package(index):
+    sv = pytest.importorskip("supervision")
+    mask = random_masks()[index]
+    det = make(mask).to_supervision()
+    assert isinstance(det, sv.Detections) and len(det) == 1
+    np.testing.assert_array_equal(det.mask[0], mask)
+    if mask.any():
+        want = sv.mask_to_xyxy(mask[None], coordinate_convention="exclusive")
+        np.testing.assert_array_equal(det.xyxy, want)
+        np.testing.assert_array_equal(det.area, [mask.sum()])  # supervision's mask area
+    else:
+        np.testing.assert_array_equal(det.xyxy, [[0, 0, 0, 0]])
+    assert det.confidence.tolist() == [0.25] and det.data["text"].tolist() == ["t"]
 
 
 def test_heatmap_image_is_rgb_of_same_size():

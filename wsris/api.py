@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,50 @@ from .models import build_model
 from .registry import ModelSpec, get_spec, load_manifest
 from .result import SegmentationResult
 from .text import as_text_list
+
+_WARNED: list[bool] = []
+
+
+def _warn_thread_policy() -> None:
+    """Once per process: the thread policy could not apply (torch came first)."""
+    from . import thread_policy
+
+    if _WARNED or thread_policy()["source"] != "too late":
+        return
+    _WARNED.append(True)
+    warnings.warn(
+        "torch was imported before wsris, so wsris's thread policy "
+        "(OMP_WAIT_POLICY=PASSIVE) could not apply: on a busy CPU calls can be several "
+        "times slower. Import wsris before torch, or set OMP_WAIT_POLICY in the "
+        "environment (any value silences this warning).",
+        stacklevel=3,
+    )
+
+
+@dataclass(eq=False)
+class EncodedImage:
+    """An image prepared once by :meth:`Segmenter.encode` for many ``segment`` calls.
+
+    Holds the decoded RGB image, the model input and the method's image side (the
+    chunk method's ViT tokens, attention and mask proposals; SaG's slots), computed for
+    the options ``encode`` was given. A later call with other image-side options
+    (e.g. another ``affinity_layer`` or ``seed``) computes and keeps those too. Only the
+    Segmenter that made it accepts it.
+    """
+
+    image: np.ndarray = field(repr=False)  # RGB uint8 (H, W, 3), what load_image returned
+    pixel_values: torch.Tensor = field(repr=False)  # (1, 3, h, w) on the model's device
+    model: str
+    method: str
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _owner: object = field(default=None, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the original image."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
 
 
 def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
@@ -71,6 +117,27 @@ def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
         load(model)
 
 
+def build_for_loading(method: str, architecture: dict[str, Any]) -> torch.nn.Module:
+    """The model of ``architecture`` with its parameters left uninitialised, for a strict
+    load that overwrites every one of them: built on the meta device and then given
+    empty CPU storage, which skips the random initialisation (most of the building time
+    of a large model). A model that keeps state the file does not hold (non-persistent
+    buffers), shares parameters, or cannot be built on the meta device is built the
+    ordinary way.
+    """
+    try:
+        with torch.device("meta"):
+            model = build_model(method, architecture)
+    except Exception:  # any construction that needs real values
+        return build_model(method, architecture)
+    in_file = set(model.state_dict())
+    buffers = [name for name, _ in model.named_buffers(remove_duplicate=False)]
+    params = [name for name, _ in model.named_parameters(remove_duplicate=False)]
+    if any(b not in in_file for b in buffers) or len(params) != len(dict(model.named_parameters())):
+        return build_model(method, architecture)
+    return model.to_empty(device="cpu")
+
+
 class Segmenter:
     """A loaded model with its preprocessing. Create it with :func:`wsris.load`."""
 
@@ -93,7 +160,12 @@ class Segmenter:
         self.max_pixels = max_pixels
         self.model = model.to(self.device).eval()
         self.tokenizer = text_tokenizer(config)
-        self._localize = importlib.import_module(f"wsris.pipelines.{self.method}").localize
+        if self.device.type == "cpu":
+            _warn_thread_policy()
+        pipeline = importlib.import_module(f"wsris.pipelines.{self.method}")
+        self._localize = pipeline.localize
+        self._encode = pipeline.encode
+        self._token = object()  # identifies the EncodedImages this Segmenter made
 
     def __repr__(self) -> str:
         return f"Segmenter(name={self.name!r}, method={self.method!r}, device={self.device})"
@@ -118,9 +190,28 @@ class Segmenter:
         options.update(overrides)
         return options
 
+    def encode(self, image: ImageInput, **options: Any) -> EncodedImage:
+        """Decode and encode ``image`` once, for any number of later ``segment`` calls.
+
+        ``seg.segment(seg.encode(image), text)`` gives the same result as
+        ``seg.segment(image, text)``; the image encoder (and, for chunk, the mask
+        proposals) run here and not again. ``options`` are the method options the
+        image side depends on (as for ``segment``); the model's defaults otherwise.
+        """
+        rgb = load_image(image, self.max_pixels)
+        opts = self._options(options)
+        pixels = self.preprocess(rgb)
+        encoded = EncodedImage(
+            image=rgb, pixel_values=pixels, model=self.name, method=self.method,
+            _owner=self._token,
+        )
+        with autocast(self.device, self.dtype):
+            self._encode(self.model, pixels, rgb, opts, encoded.cache)
+        return encoded
+
     def segment(
         self,
-        image: ImageInput,
+        image: ImageInput | EncodedImage,
         text: str | Sequence[str],
         *,
         threshold: float | None = None,
@@ -128,6 +219,8 @@ class Segmenter:
     ) -> SegmentationResult | list[SegmentationResult]:
         """Segment what ``text`` refers to in ``image``.
 
+        ``image`` is anything :func:`wsris.images.load_image` reads, or an
+        :class:`EncodedImage` from :meth:`encode` (the image side is then reused).
         ``text`` may be one string (returns one result) or a list (returns a list, one
         per text, with the image encoded once). ``threshold`` overrides the model's
         default on the [0, 1] heat map; ``options`` select method variants, e.g.
@@ -138,12 +231,22 @@ class Segmenter:
         thr = self.threshold if threshold is None else float(threshold)
         if not 0.0 <= thr <= 1.0:
             raise InvalidInputError(f"threshold must lie in [0, 1], got {thr}")
-        rgb = load_image(image, self.max_pixels)
+        if isinstance(image, EncodedImage):
+            if image._owner is not self._token:
+                raise InvalidInputError(
+                    f"this EncodedImage was made by another Segmenter ({image.model!r}); "
+                    "encode the image with the Segmenter that segments it"
+                )
+            rgb, pixels, cache = image.image, image.pixel_values, image.cache
+        else:
+            rgb = load_image(image, self.max_pixels)
+            pixels, cache = None, None
         batch = self.tokenizer(texts).to(self.device)
         opts = self._options(options)
-        pixels = self.preprocess(rgb)
+        if pixels is None:
+            pixels = self.preprocess(rgb)
         with autocast(self.device, self.dtype):
-            outputs = self._localize(self.model, pixels, batch, rgb, opts)
+            outputs = self._localize(self.model, pixels, batch, rgb, opts, cache)
         results = [
             self._finish(rgb, t, out, thr) for t, out in zip(texts, outputs, strict=True)
         ]
@@ -231,7 +334,7 @@ def _from_folder(
             )
         # The manifest decides preprocessing and inference defaults for named models.
         config = {**config, **copy.deepcopy(spec.config), "method": spec.method}
-    model = build_model(config["method"], config["architecture"])
+    model = build_for_loading(config["method"], config["architecture"])
     load_weights(model, folder / WEIGHTS_NAME, name)
     return Segmenter(model, config, name=name, device=device, dtype=dtype, spec=spec)
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from .data.base import ReferringDataset, RefSample
 from .errors import INTERRUPTED_EXIT_CODE, InvalidInputError, WsrisError
+from .variants import METHOD_VARIANTS  # plain data, shared with the CLI
 
 __all__ = [
     "THRESHOLDS",
@@ -59,26 +60,6 @@ THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
 BASELINES: tuple[str, ...] = ("random_object", "all_objects", "centre_box")
 BASELINE_LABELS = {"model": "model", "random_object": "random object",
                    "all_objects": "all objects", "centre_box": "centred box"}
-
-#: ``--variant`` -> method options, per method (the papers' ablations).
-METHOD_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
-    "chunk": {
-        "gradcam": {"stages": ("gradcam",)},
-        "affinity": {"stages": ("gradcam", "affinity")},
-        "proposals": {"stages": ("gradcam", "affinity", "proposals")},
-    },
-    "sag": {
-        "product": {"combine": "product"},
-        "max": {"combine": "max"},
-        "avg": {"combine": "avg"},
-        "min": {"combine": "min"},
-        # deterministic slot initialisations (issue: measure both, document the choice)
-        "mean-init": {"slot_init": "mean"},
-        "sample-init": {"slot_init": "sample", "seed": 0, "num_samples": 1},
-        "sample3-init": {"slot_init": "sample", "seed": 0, "num_samples": 3},
-    },
-}
-
 
 # --------------------------------------------------------------------------------------
 # Metrics

@@ -1,4 +1,16 @@
-"""What ``Segmenter.segment`` returns: a mask at the original size and the maps behind it."""
+"""What ``Segmenter.segment`` returns: a mask at the original size and the maps behind it.
+
+Box formats, in pixel units of the original image, for a non-empty mask:
+
+* ``bbox``: COCO's ``(x, y, w, h)``: the top-left set pixel and the width and height of
+  the tightest box holding every set pixel (what ``"bbox"`` means in COCO files and in
+  :mod:`wsris.data`);
+* ``bbox_xyxy``: ``(x0, y0, x1, y1)`` with ``x1 = x + w`` and ``y1 = y + h``: corners of a
+  half-open box (the last set column is ``x1 - 1``), so ``(x1 - x0) * (y1 - y0)`` is
+  the box area. ``to_supervision()`` uses the same corners.
+
+An empty mask has no box: both are None.
+"""
 
 from __future__ import annotations
 
@@ -39,11 +51,44 @@ class SegmentationResult:
 
     @property
     def bbox(self) -> tuple[int, int, int, int] | None:
-        """``(x0, y0, x1, y1)`` of the mask, exclusive of x1/y1; None for an empty mask."""
+        """COCO ``(x, y, w, h)`` of the mask; None for an empty mask."""
+        box = self.bbox_xyxy
+        if box is None:
+            return None
+        x0, y0, x1, y1 = box
+        return x0, y0, x1 - x0, y1 - y0
+
+    @property
+    def bbox_xyxy(self) -> tuple[int, int, int, int] | None:
+        """``(x0, y0, x1, y1)`` of the mask, x1/y1 exclusive; None for an empty mask."""
         ys, xs = np.nonzero(self.mask)
         if len(xs) == 0:
             return None
         return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+    def to_rle(self, compress: bool = True) -> dict[str, Any]:
+        """The mask as COCO run-length encoding ``{"size": [h, w], "counts": ...}``.
+
+        ``counts`` is COCO's compressed string (as in COCO result files; pycocotools'
+        ``mask.decode`` reads it) or, with ``compress=False``, the list of run lengths
+        over the column-major mask, starting with a run of background.
+        """
+        from .data.masks import rle_encode
+
+        return rle_encode(self.mask, compress=compress)
+
+    def to_coco(self, image_id: int, category_id: int = 1) -> dict[str, Any]:
+        """One entry of a COCO results file (segmentation task): ``image_id``,
+        ``category_id``, ``segmentation`` (compressed RLE), ``bbox`` (``x, y, w, h``),
+        ``area`` (mask pixels) and ``score``."""
+        return {
+            "image_id": int(image_id),
+            "category_id": int(category_id),
+            "segmentation": self.to_rle(compress=True),
+            "bbox": list(self.bbox or (0, 0, 0, 0)),
+            "area": self.area,
+            "score": 1.0 if self.score is None else float(self.score),
+        }
 
     def overlay(
         self,
@@ -97,13 +142,19 @@ class SegmentationResult:
         self.mask_image().save(path, format=format or "PNG")
         return path
 
-    def to_supervision(self):
-        """The mask as a ``supervision.Detections`` with one detection."""
+    def to_supervision(self) -> Any:
+        """The mask as a ``supervision.Detections`` with one detection.
+
+        ``xyxy`` holds :attr:`bbox_xyxy` (half-open corners, what
+        ``supervision.mask_to_xyxy(..., coordinate_convention="exclusive")`` gives;
+        zeros for an empty mask), ``mask`` the ``(1, H, W)`` mask, ``confidence`` the
+        score and ``data["text"]`` the expression.
+        """
         try:
             import supervision as sv
         except ImportError as exc:
             raise ImportError("to_supervision() needs `pip install supervision`") from exc
-        box = self.bbox or (0, 0, 0, 0)
+        box = self.bbox_xyxy or (0, 0, 0, 0)
         return sv.Detections(
             xyxy=np.asarray([box], dtype=np.float32),
             mask=self.mask[None],
@@ -119,7 +170,8 @@ class SegmentationResult:
             "method": self.method,
             "threshold": self.threshold,
             "area": self.area,
-            "bbox": self.bbox,
+            "bbox": self.bbox,  # COCO (x, y, w, h)
+            "bbox_xyxy": self.bbox_xyxy,
             "score": self.score,
             "size": list(self.mask.shape),
         }

@@ -13,19 +13,15 @@ wsris's own warnings (:class:`~wsris.errors.WsrisWarning`) are printed as one li
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 
-# Before torch is imported: OpenMP threads that spin while waiting make small models up
-# to 60x slower on a busy machine (measured in benchmarks/); passive waiting costs
-# nothing measurable when the machine is idle. An explicit setting is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import click
 
-import click  # noqa: E402
-
-from .. import __version__  # noqa: E402
-from ..errors import INTERRUPTED_EXIT_CODE, WsrisError, WsrisWarning  # noqa: E402
+# Importing the package set the thread policy (OMP_WAIT_POLICY) before torch: see
+# wsris/__init__.py, the one place for the CLI and the Python API alike.
+from .. import __version__
+from ..errors import INTERRUPTED_EXIT_CODE, WsrisError, WsrisWarning
 
 
 def _one_line(message: str) -> str:
@@ -78,6 +74,7 @@ def _register() -> None:
     from .convert import convert_group
     from .data import data_group
     from .eval import eval_command
+    from .export import export_command
     from .models import download_command, models_command
     from .segment import segment_command
     from .train import train_command
@@ -88,6 +85,7 @@ def _register() -> None:
     main.add_command(convert_group)
     main.add_command(data_group)
     main.add_command(bench_command)
+    main.add_command(export_command)
     main.add_command(models_command)
     main.add_command(download_command)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..evaluation import METHOD_VARIANTS
+from ..variants import METHOD_VARIANTS
 
 _VARIANT_HELP = (
     "Method variant (the papers' ablations). chunk: gradcam | affinity | proposals "

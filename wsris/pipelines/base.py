@@ -59,4 +59,18 @@ class Localize(Protocol):
         text: TextBatch,  # on the model's device
         image: np.ndarray,  # the original RGB image, HxWx3 uint8 (for proposals)
         options: dict[str, Any],  # method options from the model config's "inference"
+        cache: dict[Any, Any] | None = None,  # image-side results kept across calls
     ) -> list[LocalizationOutput]: ...
+
+
+class Encode(Protocol):
+    """Computes a pipeline's image side for ``options`` into ``cache`` ahead of texts."""
+
+    def __call__(
+        self,
+        model: torch.nn.Module,
+        pixel_values: torch.Tensor,
+        image: np.ndarray,
+        options: dict[str, Any],
+        cache: dict[Any, Any],
+    ) -> None: ...

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..errors import InvalidInputError
 from ..methods.affinity import patch_affinity, refine_with_affinity
 from ..methods.gradcam import compute_gradcam, default_word_mask, sentence_map
-from ..models.albef import AlbefModel
+from ..models.albef import AlbefModel, VisionOutput
 from .base import LocalizationOutput, TextBatch
 
 STAGES = ("gradcam", "affinity", "proposals")
@@ -121,20 +121,8 @@ def _normalised(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return up.numpy()
 
 
-def localize(
-    model: AlbefModel,
-    pixel_values: torch.Tensor,
-    text: TextBatch,
-    image: np.ndarray,
-    options: dict[str, Any],
-) -> list[LocalizationOutput]:
-    """Chunk-method maps (and proposal masks) for every text of ``text`` on one image.
-
-    The image is encoded once; all texts run as one batch through the fusion layers and
-    one backward pass into the Grad-CAM attention map. Needs autograd (it leaves
-    ``torch.inference_mode`` on its own); everything not needed for the gradient runs
-    under ``no_grad``.
-    """
+def _parse(model: AlbefModel, options: dict[str, Any]) -> dict[str, Any]:
+    """Checked options: stages, layers, averaging, proposal settings."""
     cfg = model.config
     stages = _stages(options.get("stages"))
     gradcam_layer = _int_option(
@@ -150,7 +138,6 @@ def localize(
     tau = PROPOSAL_TAU if tau is None else tau
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0.0 <= tau <= 1.0:
         raise InvalidInputError(f"proposal_tau must be a number in [0, 1], got {tau!r}")
-    tau = float(tau)
     max_proposals = options.get("max_proposals")
     if max_proposals is not None and (
         isinstance(max_proposals, bool) or not isinstance(max_proposals, int) or max_proposals < 1
@@ -171,16 +158,92 @@ def localize(
     sigma = 0.0 if sigma is None else sigma
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 10:
         raise InvalidInputError(f"map_sigma must be a number of tokens in [0, 10], got {sigma!r}")
+    return {
+        "stages": stages,
+        "gradcam_layer": gradcam_layer,
+        "affinity_layer": affinity_layer,
+        "average": average,
+        "tau": float(tau),
+        "max_proposals": max_proposals,
+        "select": select,
+        "min_area": float(min_area),
+        "sigma": float(sigma),
+    }
+
+
+def _image_side(
+    model: AlbefModel,
+    pixel_values: torch.Tensor,
+    image: np.ndarray,
+    opts: dict[str, Any],
+    cache: dict[Any, Any] | None,
+) -> tuple[VisionOutput, np.ndarray | None]:
+    """The image encoding (with the affinity block's attention when that stage is on)
+    and the proposals, taken from ``cache`` when an earlier call computed them."""
     if pixel_values.shape[0] != 1:
         raise InvalidInputError(f"expected one image [1, 3, H, W], got {tuple(pixel_values.shape)}")
+    cache = {} if cache is None else cache
+    use_affinity = "affinity" in opts["stages"]
+    block = opts["affinity_layer"] if use_affinity else None
+    vision = cache.get(("vision", block))
+    if vision is None and block is None:  # any cached encoding has the same tokens
+        vision = next((v for k, v in cache.items() if k[0] == "vision"), None)
+    if vision is None:
+        with _autograd_allowed(), torch.no_grad():
+            vision = model.encode_image(_normal(pixel_values), block)
+        cache[("vision", block)] = vision
+    proposals = None
+    if "proposals" in opts["stages"]:
+        key = ("proposals", opts["max_proposals"])
+        proposals = cache.get(key)
+        if proposals is None:
+            from ..methods.proposals import generate_proposals
 
+            small = proposal_image(image)
+            max_proposals = opts["max_proposals"]
+            kwargs = {} if max_proposals is None else {"max_proposals": max_proposals}
+            proposals = generate_proposals(small, **kwargs)
+            cache[key] = proposals
+    return vision, proposals
+
+
+def encode(
+    model: AlbefModel,
+    pixel_values: torch.Tensor,
+    image: np.ndarray,
+    options: dict[str, Any],
+    cache: dict[Any, Any],
+) -> None:
+    """Compute the image side for ``options`` into ``cache`` (what :func:`localize`
+    reuses for every later text on the same image)."""
+    _image_side(model, pixel_values, image, _parse(model, options), cache)
+
+
+def localize(
+    model: AlbefModel,
+    pixel_values: torch.Tensor,
+    text: TextBatch,
+    image: np.ndarray,
+    options: dict[str, Any],
+    cache: dict[Any, Any] | None = None,
+) -> list[LocalizationOutput]:
+    """Chunk-method maps (and proposal masks) for every text of ``text`` on one image.
+
+    The image is encoded once; all texts run as one batch through the fusion layers and
+    one backward pass into the Grad-CAM attention map. Needs autograd (it leaves
+    ``torch.inference_mode`` on its own); everything not needed for the gradient runs
+    under ``no_grad``. With ``cache`` (filled by :func:`encode` or an earlier call), the
+    image encoding and proposals computed for the same options are reused.
+    """
+    opts = _parse(model, options)
+    stages, gradcam_layer = opts["stages"], opts["gradcam_layer"]
+    affinity_layer, average, tau = opts["affinity_layer"], opts["average"], opts["tau"]
+    select, min_area, sigma = opts["select"], opts["min_area"], opts["sigma"]
     use_affinity = "affinity" in stages
+    vision, proposals = _image_side(model, pixel_values, image, opts, cache)
     with _autograd_allowed():
-        pixels = _normal(pixel_values)
         ids, mask = _normal(text.input_ids), _normal(text.attention_mask)
-        with torch.no_grad():
-            vision = model.encode_image(pixels, affinity_layer if use_affinity else None)
-        cam = compute_gradcam(model, vision.tokens, ids, mask, gradcam_layer)
+        cam = compute_gradcam(model, _normal(vision.tokens), ids, mask, gradcam_layer)
 
     maps = cam.maps.cpu()  # [T, L, h, w]
     word_mask = _word_mask(text)
@@ -191,16 +254,8 @@ def localize(
         assert vision.attention is not None
         refined = refine_with_affinity(averaged, patch_affinity(vision.attention.cpu()))
         final = refined
-    final = smooth_map(final, float(sigma))
+    final = smooth_map(final, sigma)
     match = cam.itm_logits.float().softmax(dim=-1)[:, 1].cpu()
-
-    proposals = None
-    if "proposals" in stages:
-        from ..methods.proposals import generate_proposals
-
-        small = proposal_image(image)
-        kwargs = {} if max_proposals is None else {"max_proposals": max_proposals}
-        proposals = generate_proposals(small, **kwargs)
 
     outputs = []
     for t in range(maps.shape[0]):
@@ -220,7 +275,7 @@ def localize(
             stages_t["affinity_layer"] = affinity_layer
         chosen = None
         if proposals is not None:
-            chosen = _select(proposals, final[t], tau, stages_t, select, float(min_area))
+            chosen = _select(proposals, final[t], tau, stages_t, select, min_area)
         outputs.append(
             LocalizationOutput(
                 heatmap=final[t].clone(), mask=chosen, score=float(match[t]), stages=stages_t

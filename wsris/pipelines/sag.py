@@ -60,6 +60,45 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
+def _slots(
+    model: torch.nn.Module,
+    pixel_values: torch.Tensor,
+    opts: dict[str, Any],
+    cache: dict[Any, Any] | None,
+) -> Any:
+    """The image's slots for ``opts``, from ``cache`` when an earlier call made them."""
+    if not isinstance(model, SagModel):
+        raise TypeError(f"the sag pipeline needs a SagModel, got {type(model).__name__}")
+    if pixel_values.shape[0] != 1:
+        raise InvalidInputError("localize takes one image at a time")
+    if opts["slot_init"] == "mean" and model.config.slot_type == "random":
+        raise InvalidInputError(
+            "slot_init='mean' is degenerate for random slots (all slots equal): use 'sample'"
+        )
+    key = ("slots", opts["slot_init"], opts["num_samples"], opts["seed"])
+    if cache is not None and key in cache:
+        return cache[key]
+    _, slots = model.encode_slots(
+        pixel_values, opts["slot_init"], opts["num_samples"], opts["seed"]
+    )
+    if cache is not None:
+        cache[key] = slots
+    return slots
+
+
+@torch.no_grad()
+def encode(
+    model: torch.nn.Module,
+    pixel_values: torch.Tensor,
+    image: np.ndarray,
+    options: dict[str, Any],
+    cache: dict[Any, Any],
+) -> None:
+    """Encode the image and discover its slots for ``options`` into ``cache``, which
+    :func:`localize` then reuses for every text on the same image."""
+    _slots(model, pixel_values, _options(options), cache)
+
+
 @torch.no_grad()
 def localize(
     model: torch.nn.Module,
@@ -67,21 +106,14 @@ def localize(
     text: TextBatch,
     image: np.ndarray,
     options: dict[str, Any],
+    cache: dict[Any, Any] | None = None,
 ) -> list[LocalizationOutput]:
     """One :class:`LocalizationOutput` per text of ``text``, for the single image
-    ``pixel_values`` ``[1, 3, H, W]``."""
-    if not isinstance(model, SagModel):
-        raise TypeError(f"the sag pipeline needs a SagModel, got {type(model).__name__}")
-    if pixel_values.shape[0] != 1:
-        raise InvalidInputError("localize takes one image at a time")
+    ``pixel_values`` ``[1, 3, H, W]``. With ``cache`` (filled by :func:`encode` or an
+    earlier call) the slots discovered for the same options are reused."""
     opts = _options(options)
     n = opts["num_samples"]
-    if opts["slot_init"] == "mean" and model.config.slot_type == "random":
-        raise InvalidInputError(
-            "slot_init='mean' is degenerate for random slots (all slots equal): use 'sample'"
-        )
-
-    _, slots = model.encode_slots(pixel_values, opts["slot_init"], n, opts["seed"])
+    slots = _slots(model, pixel_values, opts, cache)
     text_feats = model.encode_text(text.input_ids, text.attention_mask)  # [T, D]
     fused = model.fuse(slots.slots, text_feats)  # z [n, T, D], a_fuse [n, T, K]
 
