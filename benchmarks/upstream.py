@@ -112,6 +112,7 @@ def upstream_chunk_localize(
     text: TextBatch,
     image: np.ndarray,
     options: dict[str, Any],
+    cache: dict[Any, Any] | None = None,  # unused: upstream recomputes everything
 ) -> list[LocalizationOutput]:
     """Grad-CAM only (stage ``gradcam``), one expression at a time, the upstream way."""
     layer = options.get("gradcam_layer")
@@ -138,6 +139,7 @@ def upstream_sag_localize(
     text: TextBatch,
     image: np.ndarray,
     options: dict[str, Any],
+    cache: dict[Any, Any] | None = None,  # unused: upstream recomputes everything
 ) -> list[LocalizationOutput]:
     """SaG inference one expression at a time: image encoded and slots discovered again
     for every expression. ``A^slot . A^fuse`` only (the paper's combination)."""
