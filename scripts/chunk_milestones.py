@@ -1,0 +1,61 @@
+"""The chunk model's learning milestones on the first N Shapes-Ref val expressions:
+ITM pair ranking (own image vs another scene's expression) and the share of expressions
+whose Grad-CAM ([CLS] and words averaged, the model's Grad-CAM layer) ranks the target
+first among the scene's objects, per expression kind.
+
+    python scripts/chunk_milestones.py MODEL [--limit 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+import wsris
+from wsris.data.shapes import ShapesRef
+from wsris.methods.gradcam import compute_gradcam, sentence_map
+from wsris.training.chunk_validation import _picked
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("--limit", type=int, default=2000)
+    args = ap.parse_args()
+    seg = wsris.load(args.model, device="cpu")
+    model = seg.model.eval()
+    data = ShapesRef("val").referring()
+    layer = seg.config["inference"].get("gradcam_layer", model.config.default_gradcam_layer)
+    picks: dict[str, list[float]] = {}
+    pairs = []
+    n = min(args.limit, len(data))
+    for i in range(n):
+        s = data[i]
+        other = data[(i + 7 * data.per_scene) % len(data)]  # another scene's expression
+        pixels = seg.preprocess(s.image)
+        both = seg.tokenizer([s.text, other.text])
+        with torch.no_grad():
+            image = model.encode_image(pixels).tokens
+            text = model.encode_text(both.input_ids, both.attention_mask)
+            fused = model.fuse(text, both.attention_mask, image.expand(2, -1, -1))
+            match = model.itm_logits(fused.hidden).softmax(-1)[:, 1]
+        pairs.append(float(match[0] > match[1]))
+        one = seg.tokenizer([s.text])
+        with torch.enable_grad():
+            cam = compute_gradcam(model, image, one.input_ids, one.attention_mask, layer)
+        smap = sentence_map(cam.maps, one.attention_mask.bool())[0]
+        target = next(k for k, m in enumerate(s.object_masks) if (m == s.mask).all())
+        ok = float(_picked(smap, s.object_masks) == target)
+        picks.setdefault(str(s.kind), []).append(ok)
+        picks.setdefault("all", []).append(ok)
+    out = {"model": args.model, "samples": n, "itm_pair_balanced": float(np.mean(pairs))}
+    out.update({f"pick_{k}": float(np.mean(v)) for k, v in picks.items()})
+    out.update({f"n_{k}": len(v) for k, v in picks.items()})
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
