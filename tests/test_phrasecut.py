@@ -101,3 +101,19 @@ def test_eval_baselines_run_on_phrasecut(phrasecut_root: Path):
     # on image 22 it is the target itself
     assert report.metrics["all_objects"]["mIoU"] == pytest.approx((1 + 4 / 16 + 1) / 3)
     assert set(report.by_kind) == {"verbose", "attribute", "name"}
+
+
+def test_missing_images_are_found_before_evaluation(phrasecut_root: Path):
+    from wsris.data.phrasecut import PhraseCutDataset
+    from wsris.errors import DatasetError
+    from wsris.evaluation import run
+
+    assert PhraseCutDataset(phrasecut_root, "val").missing_images() == []
+    (phrasecut_root / "images" / "22.jpg").unlink()
+    missing = PhraseCutDataset(phrasecut_root, "val").missing_images()
+    assert missing == [phrasecut_root / "images" / "22.jpg"]
+    with pytest.raises(DatasetError, match="1 image file"):
+        run(data=f"phrasecut:val@{phrasecut_root}", progress=False, echo=lambda *a: None)
+    report = run(data=f"phrasecut:val@{phrasecut_root}", progress=False, echo=lambda *a: None,
+                 on_error="skip")
+    assert report.metrics["all_objects"]["n"] == 2  # image 11's two tasks, none scored 0

@@ -98,3 +98,13 @@ def test_bundled_manifest_is_valid_and_on_disk_copy_matches(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ManifestError, match="not JSON"):
         load_manifest(path)
+
+
+def test_converted_albef_entry_tokenizes_to_the_text_encoders_limit():
+    # Grounding.py's Grad-CAM pass tokenizes with no max_length: the encoder's own limit
+    from wsris.models.albef import AlbefConfig
+    from wsris.registry import get_spec
+
+    spec = get_spec("albef-refcoco+")
+    positions = spec.config["architecture"].get("max_positions", AlbefConfig().max_positions)
+    assert spec.config["text"]["max_length"] == positions == 512

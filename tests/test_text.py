@@ -128,3 +128,37 @@ def test_encoder_limit_is_the_default_and_the_cap():
     assert Tokenizer.from_config({"style": "albef"}, encoder_limit=512).max_length == 512
     assert Tokenizer.from_config({"style": "bert", "max_length": 40}, 32).max_length == 32
     assert Tokenizer.from_config({"style": "bert"}).max_length == 40
+
+
+def test_words_outside_a_closed_training_vocabulary_warn():
+    import warnings
+
+    from wsris.data.shapes import ShapesRef, vocabulary
+    from wsris.errors import TextWarning
+    from wsris.text import Tokenizer
+
+    # the vocabulary covers every expression the generator writes, in every variant
+    for variant in ("default", "plus"):
+        for scene in ShapesRef("val", variant=variant, length=150):
+            for e in scene.expressions:
+                assert set(e.text.split()) <= vocabulary(), e.text
+    tok = Tokenizer.from_config({"style": "albef", "vocabulary": "shapes-ref"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tok(["zebra", "the red zebra", "red zebra giraffe", "the small red circle"])
+    messages = [str(w.message) for w in caught if issubclass(w.category, TextWarning)]
+    assert len(messages) == 2  # 1 of 1 and 2 of 3 words outside; 1 of 3 and 0 are fine
+    assert "'zebra': 1 of 1 words" in messages[0] and "2 of 3 words" in messages[1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Tokenizer.from_config({"style": "albef"})(["zebra"])  # no closed vocabulary
+    assert not [w for w in caught if issubclass(w.category, TextWarning)]
+    with pytest.raises(ValueError, match="unknown text vocabulary"):
+        Tokenizer.from_config({"vocabulary": "coco"})
+
+
+def test_bundled_shapes_models_name_their_vocabulary():
+    from wsris.registry import get_spec
+
+    for name in ("albef-chunk-shapes", "sag-shapes"):
+        assert get_spec(name).config["text"]["vocabulary"] == "shapes-ref"

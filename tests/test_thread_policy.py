@@ -40,6 +40,7 @@ def probe(first: str = "", env_policy: str | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # a fresh interpreter per case (about 4 s each)
 @pytest.mark.parametrize(
     ("first", "env_policy", "value", "source", "warned"),
     [

@@ -44,8 +44,19 @@ _ALBEF_MULTISPACE = re.compile(r"\s{2,}")
 _WHITESPACE = re.compile(r"\s+")
 # Shortened texts in messages: this many characters at most.
 _SHOWN_CHARS = 60
-# Warn when at least this share of a text's WordPieces is [UNK].
+# Warn when at least this share of a text's WordPieces is [UNK] (or of its words is
+# outside a model's known vocabulary).
 UNKNOWN_WARN_SHARE = 0.5
+
+
+def _shapes_vocabulary() -> frozenset[str]:
+    from .data.shapes import vocabulary
+
+    return vocabulary()
+
+
+#: Closed training vocabularies a model config can name (``text.vocabulary``).
+VOCABULARIES = {"shapes-ref": _shapes_vocabulary}
 
 TextStyle = Literal["albef", "bert"]
 
@@ -122,6 +133,9 @@ class Tokenizer:
     style: TextStyle = "bert"
     max_length: int = 40
     max_words: int | None = 30
+    # the words a model was trained on, when that is a closed set (config text
+    # "vocabulary": "shapes-ref"); texts mostly outside it get a TextWarning
+    known_words: frozenset[str] | None = None
 
     @classmethod
     def from_config(cls, text_config: dict, encoder_limit: int | None = None) -> Tokenizer:
@@ -135,10 +149,18 @@ class Tokenizer:
         max_length = int(raw) if raw is not None else int(encoder_limit or 512)
         if encoder_limit is not None:
             max_length = min(max_length, int(encoder_limit))
+        vocabulary = text_config.get("vocabulary")
+        known = None
+        if vocabulary is not None:
+            if vocabulary not in VOCABULARIES:
+                raise ValueError(f"unknown text vocabulary {vocabulary!r}; known: "
+                                 f"{sorted(VOCABULARIES)}")
+            known = VOCABULARIES[vocabulary]()
         return cls(
             style=style,
             max_length=max_length,
             max_words=text_config.get("max_words", 30),
+            known_words=known,
         )
 
     @property
@@ -214,6 +236,12 @@ class Tokenizer:
             warn(f"text {shorten(text)}: {unknown} of {len(ids)} WordPieces are unknown to the "
                  "vocabulary ([UNK]); the result rests on the few it knows", TextWarning,
                  stacklevel=4)
+        if self.known_words is not None:
+            outside = [w for w in words if w.lower() not in self.known_words]
+            if len(outside) / len(words) >= UNKNOWN_WARN_SHARE:
+                warn(f"text {shorten(text)}: {len(outside)} of {len(words)} words are outside "
+                     "the vocabulary this model was trained on; the result rests on the few "
+                     "it knows", TextWarning, stacklevel=4)
         specials = 1 if self.style == "albef" else 2
         room = self.max_length - specials
         if len(ids) > room:

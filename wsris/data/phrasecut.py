@@ -83,10 +83,18 @@ class PhraseCutDataset:
     def image_key(self, index: int) -> Hashable:
         return int(self._tasks[index]["image_id"])
 
+    def image_path(self, image_id: int) -> Path:
+        return self.image_root / f"{image_id}.jpg"
+
+    def missing_images(self) -> list[Path]:
+        """Image files of this split that do not exist (checked once, up front)."""
+        ids = sorted({int(task["image_id"]) for task in self._tasks})
+        return [p for p in (self.image_path(i) for i in ids) if not p.is_file()]
+
     def load_image(self, image_id: int) -> np.ndarray:
         if image_id in self._image_cache:
             return self._image_cache[image_id]
-        path = self.image_root / f"{image_id}.jpg"
+        path = self.image_path(image_id)
         rgb = read_rgb(path)
         self._image_cache[image_id] = rgb
         while len(self._image_cache) > 2:

@@ -53,6 +53,7 @@ __all__ = [
     "ShapesReferring",
     "generate_sample",
     "variant_config",
+    "vocabulary",
 ]
 
 #: Colour names and their nominal RGB (objects get a small per-object jitter).
@@ -306,6 +307,16 @@ class _Desc:
     @property
     def length(self) -> int:
         return sum(v is not None for v in (self.size, self.colour, self.shape))
+
+
+def vocabulary() -> frozenset[str]:
+    """Every word a Shapes-Ref expression can contain, in any variant: colours, shapes,
+    sizes, the relation and location phrases, and the grammar's function words."""
+    words = {*COLOURS, *SHAPES, *SIZES, "shape", "the", "a", "that", "is", "not"}
+    for phrases in (*_RELATION_WORDS.values(), *_LOCATION_TEMPLATES.values()):
+        for phrase in phrases:
+            words.update(w for w in phrase.split() if w != "{np}")
+    return frozenset(words)
 
 
 def _descriptors(o: ShapeObject) -> list[_Desc]:
