@@ -822,6 +822,10 @@ class ShapesRef:
             index += self.length
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} scenes")
+        return self._scene(index)
+
+    def _scene(self, index: int) -> ShapesSample:
+        """Scene ``index`` (in range): rendered here; a cache reads it instead."""
         return generate_sample(self.split, index, self.seed, self.config, self.variant)
 
     def __iter__(self) -> Iterator[ShapesSample]:

@@ -32,7 +32,7 @@ from .shapes import (
     Expression,
     ShapeObject,
     ShapesConfig,
-    ShapesReferring,
+    ShapesRef,
     ShapesSample,
     generate_sample,
     variant_config,
@@ -135,12 +135,13 @@ def _tupled(value: Any) -> Any:
     return value
 
 
-class CachedShapes:
-    """A Shapes-Ref cache folder as a dataset of scenes: same interface as
+class CachedShapes(ShapesRef):
+    """A Shapes-Ref cache folder as a dataset of scenes: a
     :class:`~wsris.data.shapes.ShapesRef` (``len``, ``[i]`` -> ``ShapesSample``,
-    ``referring()``), reading from memory maps."""
+    ``referring()``) whose scenes are read from memory maps instead of rendered."""
 
     def __init__(self, directory: str | Path) -> None:
+        # not ShapesRef.__init__: split, variant, seed and size come from cache.json
         folder = Path(directory)
         meta_path = folder / "cache.json"
         if not meta_path.is_file():
@@ -171,15 +172,7 @@ class CachedShapes:
             raise DatasetError(f"{folder}: {len(self._scenes)} scene records for "
                                f"{self.length} images")
 
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> ShapesSample:
-        index = int(index)
-        if index < 0:
-            index += self.length
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} scenes")
+    def _scene(self, index: int) -> ShapesSample:
         record = self._scenes[index]
         label = np.asarray(self._labels[index])
         objects = [
@@ -196,13 +189,6 @@ class CachedShapes:
             expressions=[Expression(**e) for e in record["expressions"]],
             split=self.split, index=index, seed=self.seed, variant=self.variant,
         )
-
-    def __iter__(self) -> Iterator[ShapesSample]:
-        for i in range(self.length):
-            yield self[i]
-
-    def referring(self) -> ShapesReferring:
-        return ShapesReferring(self)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return (f"CachedShapes({str(self.folder)!r}, split={self.split!r}, "

@@ -9,6 +9,23 @@ import torch
 from torch import nn
 
 
+def _set_patch_grid(
+    module: nn.Module, img_size: int | tuple[int, int], patch_size: int | tuple[int, int]
+) -> int:
+    """Set the grid attributes ``VisionTransformer`` reads from its patch embedding (square
+    images); returns the patch side."""
+    size = img_size if isinstance(img_size, int) else img_size[0]
+    p = patch_size if isinstance(patch_size, int) else patch_size[0]
+    module.img_size = (size, size)
+    module.patch_size = (p, p)
+    module.grid_size = (size // p, size // p)
+    module.num_patches = module.grid_size[0] * module.grid_size[1]
+    module.flatten = True
+    module.output_fmt = "NCHW"
+    module.strict_img_size = True
+    return p
+
+
 class ConvStemPatchEmbed(nn.Module):
     """Departure for tiny models: ``log2(patch)`` stride-2 3x3 convolutions with batch norm
     and GELU, then a 1x1 projection, in place of timm's single patchify convolution. Same
@@ -26,15 +43,7 @@ class ConvStemPatchEmbed(nn.Module):
         **_: Any,
     ) -> None:
         super().__init__()
-        size = img_size if isinstance(img_size, int) else img_size[0]
-        p = patch_size if isinstance(patch_size, int) else patch_size[0]
-        self.img_size = (size, size)
-        self.patch_size = (p, p)
-        self.grid_size = (size // p, size // p)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.flatten = True
-        self.output_fmt = "NCHW"
-        self.strict_img_size = True
+        p = _set_patch_grid(self, img_size, patch_size)
         c = stem_channels or max(embed_dim // 2, 8)
         layers: list[nn.Module] = []
         width = in_chans
@@ -88,17 +97,8 @@ class EfficientNetStemPatchEmbed(nn.Module):
         super().__init__()
         import timm
 
-        size = img_size if isinstance(img_size, int) else img_size[0]
-        p = patch_size if isinstance(patch_size, int) else patch_size[0]
-        if p != 8 or in_chans != 3:
+        if _set_patch_grid(self, img_size, patch_size) != 8 or in_chans != 3:
             raise ValueError("the EfficientNet-Lite0 stem needs patch_size 8 and RGB input")
-        self.img_size = (size, size)
-        self.patch_size = (p, p)
-        self.grid_size = (size // p, size // p)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.flatten = True
-        self.output_fmt = "NCHW"
-        self.strict_img_size = True
         net = timm.create_model("efficientnet_lite0", pretrained=False)
         self.backbone = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:3])
         self.frozen = frozen
