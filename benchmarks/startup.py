@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         mask = str(Path(tmp) / "mask.png")
         for model in MODELS:
             cli = wall([py, "-m", "wsris.cli", "segment", str(IMAGE), TEXT, "--model", model,
-                        "--out", mask], args.runs)
+                        "--out", mask, "--overwrite"], args.runs)
             row = {"cli_segment": round(cli, 3), **phases(model, args.runs, args.later, mask)}
             out[model] = row
             print(f"{model}: cli {row['cli_segment']} s = interpreter {row['interpreter']} + "
