@@ -63,7 +63,7 @@ if mode == "cli":
     Segmenter.segment = timed_segment
     for _ in range(reps + 2):
         main(["segment", image_path, *texts, "--model", model, "--out",
-              out_dir + "/m.png"], standalone_mode=False)
+              out_dir + "/m.png", "--overwrite"], standalone_mode=False)
     times = times[2:]
     warm = times
 else:
