@@ -26,3 +26,15 @@ def tiny_folder(tmp_path_factory):
     config = tiny_sag_config()
     seg = Segmenter(build_model("sag", config["architecture"]), config, name="tiny", device="cpu")
     return seg.save_pretrained(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture()
+def image(tmp_path):
+    """A small Shapes-Ref-like scene saved as a PNG file (the CLI tests' input image)."""
+    from PIL import Image
+
+    from tests.test_api import scene
+
+    path = tmp_path / "scene.png"
+    Image.fromarray(scene()).save(path)
+    return path

@@ -9,15 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tests.test_api import scene
 from wsris.cli import main
-
-
-@pytest.fixture()
-def image(tmp_path):
-    path = tmp_path / "scene.png"
-    Image.fromarray(scene()).save(path)
-    return path
 
 
 def run(*args):

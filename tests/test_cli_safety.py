@@ -15,19 +15,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tests.test_api import scene
+from tests.test_cli import run
 from wsris.cli import main
-
-
-@pytest.fixture()
-def image(tmp_path):
-    path = tmp_path / "scene.png"
-    Image.fromarray(scene()).save(path)
-    return path
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def listing(folder: Path) -> list[str]:
