@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import datetime as _dt
 import gc
+import json
 import os
 import platform
 import statistics
@@ -261,3 +262,10 @@ def rounded(x: float, digits: int = 4) -> float:
     if x == 0 or x != x:  # zero or NaN
         return x
     return float(f"{x:.{digits}g}")
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write a benchmark's JSON (folders made as needed) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")

@@ -20,13 +20,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import wsris  # noqa: E402  (first: its thread policy is set before torch is imported)
 
-from .common import interleaved, load_average, machine_info, rounded  # noqa: E402
+from .common import interleaved, load_average, machine_info, rounded, write_report  # noqa: E402
 from .models import build  # noqa: E402
 
 COUNTS = (1, 4, 16)
@@ -103,9 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         reps = args.paper_reps if MODELS[label][1] == "paper" else args.reps
         out["results"][label] = run_model(label, reps)
     out["load_average_after"] = load_average()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.json}")
+    write_report(args.json, out)
 
 
 if __name__ == "__main__":

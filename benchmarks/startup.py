@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--later", type=int, default=5)
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
-    from .common import load_average
+    from .common import load_average, write_report
 
     py = sys.executable
     out: dict[str, Any] = {"what": "cold-process cost of wsris commands (seconds, medians)",
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{row['later_call']}); overhead {row['overhead']} vs torch "
                   f"{row['torch_import']}", flush=True)
     out["load_average_after"] = load_average()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.json}")
+    write_report(args.json, out)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
-    from .common import load_average
+    from .common import load_average, write_report
 
     image = REPO / "examples" / "shapes_scene.png"
     out: dict[str, Any] = {
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         for proc in load:
             proc.kill()
             proc.wait()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.json}")
+    write_report(args.json, out)
 
 
 if __name__ == "__main__":

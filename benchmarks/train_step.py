@@ -23,7 +23,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -31,6 +30,8 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
+
+from .common import write_report  # noqa: E402
 
 #: Model methods timed as parts of the forward pass, per method.
 PARTS: dict[str, dict[str, str]] = {
@@ -148,8 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{r.name:24s} {r.params / 1e6:6.2f}M "
               + " ".join(f"{med[c]:9.4f}" for c in COLUMNS)
               + f" {med['step']:7.3f} {ratio:6.3f}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
+    write_report(args.json, result)
     return result
 
 
