@@ -287,10 +287,10 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
             seconds = elapsed_before + time.monotonic() - t0
             _validate(objective, done, sched.eval_limit, out, seconds)
             model.train()
-        if done % sched.checkpoint_every == 0:
-            checkpoint(done)
-        if sched.keep_every and done % sched.keep_every == 0 and dist.main:
-            checkpoint(done)
+        keep = bool(sched.keep_every) and done % sched.keep_every == 0
+        if keep or done % sched.checkpoint_every == 0:
+            checkpoint(done)  # written once even when both schedules fall on this step
+        if keep and dist.main:
             shutil.copyfile(ckpt_path, ckpt_path.with_name(f"step{done}.pt"))
         minutes = (time.monotonic() - t0) / 60
         if sched.time_limit_minutes and minutes >= sched.time_limit_minutes:
