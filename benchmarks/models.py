@@ -110,7 +110,7 @@ def build(
     """The benchmark model of ``method`` (chunk | sag) and ``size`` (tiny | paper)."""
     import wsris
     from wsris.api import Segmenter
-    from wsris.models import build_model
+    from wsris.methods import build_model
 
     if method not in METHODS or size not in SIZES:
         raise ValueError(f"unknown model {method}/{size}")

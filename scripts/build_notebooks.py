@@ -219,8 +219,8 @@ plt.show()'''),
     md("## 4. Proposals and the one selected\nThe proposals are computed on the image (no learning); "
        "the selected one has the highest IoU with the map thresholded at tau."),
     code('''
-from wsris.methods.proposals import generate_proposals
-from wsris.pipelines.chunk import proposal_image
+from wsris.blocks.proposals import generate_proposals
+from wsris.methods.chunk.pipeline import proposal_image
 
 small = proposal_image(r.image)
 proposals = generate_proposals(small)
@@ -311,7 +311,7 @@ plt.tight_layout()
 plt.show()'''),
     md("## Top-3 entities by relevance (Figure 5)"),
     code('''
-from wsris.methods.slots import top_entities_figure
+from wsris.blocks.slots import top_entities_figure
 
 strip, entities = top_entities_figure(r.image, a_slot, a_fuse, k=3)
 assert len(entities) == 3
@@ -425,7 +425,7 @@ print(f"real checkpoint at {real}: {'found' if HAVE_REAL else 'absent, its cells
     code('''
 import tempfile
 
-from wsris.convert.albef import convert_albef
+from wsris.methods.chunk.convert import convert_albef
 
 work = Path(tempfile.mkdtemp())
 if HAVE_REAL:

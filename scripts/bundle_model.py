@@ -18,18 +18,12 @@ from pathlib import Path
 import torch
 
 from wsris.api import Segmenter, _from_folder
-from wsris.hub import sha256_file
+from wsris.checksums import sha256_file
+from wsris.methods import build_model, get_method
 from wsris.model_card import render_model_card
-from wsris.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "weights_manifest.json"
-PAPERS = {
-    "chunk": "Lee et al. 2023, Weakly Supervised Referring Image Segmentation with "
-    "Intra-Chunk and Inter-Chunk Consistency, ICCV 2023",
-    "sag": "Kim et al. 2023, Shatter and Gather: Learning Referring Image Segmentation "
-    "with Text Supervision, ICCV 2023",
-}
 CONFIG_PARTS = ("architecture", "preprocessing", "text", "inference")
 
 
@@ -98,7 +92,7 @@ def main() -> None:
         }
     )
     entry.setdefault("license", "Apache-2.0")
-    entry.setdefault("paper", PAPERS[method])
+    entry.setdefault("paper", get_method(method).paper)
     if args.description:
         entry["description"] = args.description
     if metrics:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 import wsris
+from wsris.blocks.gradcam import compute_gradcam, sentence_map
 from wsris.data.shapes import ShapesRef
-from wsris.methods.gradcam import compute_gradcam, sentence_map
-from wsris.training.chunk_validation import _picked
+from wsris.methods.chunk.validation import _picked
 
 
 def main() -> None:

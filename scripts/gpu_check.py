@@ -47,7 +47,7 @@ def segmenters(dry_run: bool):
 
     from benchmarks.models import build, expressions, scene
     from wsris.api import Segmenter
-    from wsris.models import build_model
+    from wsris.methods import build_model
 
     texts = expressions(TEXTS)
     yield "albef-chunk-shapes", wsris.load("albef-chunk-shapes", device="cpu"), scene("tiny"), texts

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from wsris.methods.slots import best_slot_iou
+from wsris.blocks.slots import best_slot_iou
 from wsris.training import TrainConfig
 from wsris.training.data import referring_dataset
 from wsris.training.objectives import build_objective

@@ -11,7 +11,7 @@ from albef_layout import BASE, TINY, param_count, wsris_layout
 from chunk_helpers import text_batch, tiny_model
 
 from wsris.errors import ManifestError, WeightsMismatchError
-from wsris.models import build_model
+from wsris.methods import build_model
 from wsris.models.albef import AlbefConfig, AlbefModel
 from wsris.models.bert import BertConfig, BertModel, load_bert_weights
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from wsris.losses.chunk import (
+from wsris.methods.chunk.losses import (
     box_loss,
     box_mask,
     chunk_maps,
@@ -344,8 +344,8 @@ def test_chunk_losses_train_the_model_through_gradcam() -> None:
     losses reach the model's parameters; the negative caption is excluded."""
     from chunk_helpers import tiny_model
 
-    from wsris.methods.gradcam import compute_gradcam
-    from wsris.noun_chunks import chunk_batch
+    from wsris.blocks.gradcam import compute_gradcam
+    from wsris.methods.chunk.noun_chunks import chunk_batch
     from wsris.text import Tokenizer
 
     tok = Tokenizer(style="albef")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from wsris.methods.chunk.objective import _labelled, _sample_rows, negative_weights
 from wsris.training import TrainConfig
-from wsris.training.chunk_objective import _labelled, _sample_rows, negative_weights
 from wsris.training.objectives import build_objective
 
 TINY = {
@@ -64,7 +64,7 @@ def test_semi_labelled_share_is_stable_per_sample():
 def test_perturbed_twin_refers_to_no_object():
     from types import SimpleNamespace as Obj
 
-    from wsris.training.chunk_validation import perturb_colour
+    from wsris.methods.chunk.validation import perturb_colour
 
     objects = [Obj(shape="circle", colour="red"), Obj(shape="circle", colour="blue"),
                Obj(shape="square", colour="green")]
@@ -79,7 +79,7 @@ def test_perturbed_twin_refers_to_no_object():
 def test_pair_ranking_sees_a_model_that_is_calibrated_low(monkeypatch):
     """Positives at 0.3 and negatives at 0.2: accuracy at 0.5 reads chance, the pair
     ranking reads a perfect ranker."""
-    from wsris.training import chunk_validation
+    from wsris.methods.chunk import validation as chunk_validation
 
     cfg = {**TINY, "data": {**TINY["data"], "val": "shapes:val?image_size=32&length=12"}}
     obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))
@@ -99,8 +99,8 @@ def test_map_shape_statistics_count_area_and_isolated_regions(monkeypatch):
     """Every word's Grad-CAM is the same hand-made 4x4 map with two separate hot pixels
     (values 1 and 0.8, the rest 0): after min-max, 2 of 16 cells are above tau = 0.3 and
     every chunk map has exactly 2 isolated regions."""
-    from wsris.methods.gradcam import GradCamOutput
-    from wsris.training import chunk_validation
+    from wsris.blocks.gradcam import GradCamOutput
+    from wsris.methods.chunk import validation as chunk_validation
 
     cfg = {**TINY, "data": {**TINY["data"], "val": "shapes:val?image_size=32&length=6"}}
     obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))

@@ -21,10 +21,9 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from wsris.cli.convert import convert_group
-from wsris.convert import convert_albef
-from wsris.convert.albef import map_albef_state_dict
 from wsris.errors import InvalidInputError, WeightsMismatchError
-from wsris.models import build_model
+from wsris.methods import build_model
+from wsris.methods.chunk.convert import convert_albef, map_albef_state_dict
 from wsris.models.albef import AlbefConfig
 
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from wsris.api import load_weights
-from wsris.cli.convert_sag import sag_command
-from wsris.convert.sag import convert_sag
 from wsris.errors import InvalidInputError, WeightsMismatchError
-from wsris.models import build_model
+from wsris.methods import build_model
+from wsris.methods.sag.convert import convert_sag
+from wsris.methods.sag.convert_cli import sag_command
 from wsris.models.sag import SagConfig, SagModel
 
 # A tiny "official" model: ViT width 64 (one 64-dim head), patch 8,

@@ -9,7 +9,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 
 
 def test_readme_proposal_resolution_is_the_constant():
-    from wsris.pipelines.chunk import PROPOSAL_MAX_SIDE
+    from wsris.methods.chunk.pipeline import PROPOSAL_MAX_SIDE
 
     stated = re.findall(r"proposals[^.]*?at most (\d+) px on the long side", README)
     assert stated, "the README no longer states the proposal resolution"

@@ -55,7 +55,7 @@ def test_encoded_image_gives_identical_results(model, tiny_folder):
 
 def test_chunk_image_side_runs_once_per_option_set(monkeypatch):
     seg = wsris.load("albef-chunk-shapes", device="cpu")
-    from wsris.methods import proposals
+    from wsris.blocks import proposals
 
     encodes = count_calls(monkeypatch, seg.model, "encode_image")
     proposed = count_calls(monkeypatch, proposals, "generate_proposals")

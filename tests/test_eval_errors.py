@@ -90,20 +90,21 @@ def test_limit_zero_is_refused():
 
 
 def test_ctrl_c_exits_130_and_writes_no_json(tmp_path, monkeypatch):
-    import wsris.evaluation
+    import wsris.evaluation.loop
     from wsris.cli import main
+    from wsris.evaluation.__main__ import main as module_main
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(wsris.evaluation, "evaluate", interrupted)
+    monkeypatch.setattr(wsris.evaluation.loop, "evaluate", interrupted)
     out = tmp_path / "e.json"
     res = CliRunner().invoke(main, ["eval", "--data", "shapes:val", "--limit", "2",
                                     "--json", str(out), "--no-progress"])
     assert res.exit_code == 130 and "interrupted" in res.output
     assert list(tmp_path.iterdir()) == []
-    assert wsris.evaluation.main(["--data", "shapes:val", "--limit", "2", "--no-progress",
-                                  "--json", str(out)]) == 130
+    assert module_main(["--data", "shapes:val", "--limit", "2", "--no-progress",
+                        "--json", str(out)]) == 130
     assert list(tmp_path.iterdir()) == []
 
 

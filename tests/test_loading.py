@@ -9,7 +9,7 @@ import torch
 import wsris
 from tests.test_api import scene, tiny_sag_config
 from wsris.api import build_for_loading, load_weights
-from wsris.models import build_model
+from wsris.methods import build_model
 from wsris.models.albef import AlbefConfig
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from wsris import noun_chunks as nc
 from wsris.errors import NlpModelError
-from wsris.noun_chunks import (
+from wsris.methods.chunk import noun_chunks as nc
+from wsris.methods.chunk.noun_chunks import (
     chunk_adjacency,
     chunk_batch,
     chunk_positions,

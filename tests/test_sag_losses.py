@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsris.losses.sag import c3_logits, c3_loss, c3_retrieval_accuracy, reconstruction_loss
+from wsris.methods.sag.losses import c3_logits, c3_loss, c3_retrieval_accuracy, reconstruction_loss
 
 TEXT = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
 # Z[i, j]: image i fused with text j

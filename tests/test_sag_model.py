@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsris.models import build_model
+from wsris.methods import build_model
 from wsris.models.sag import (
     GroupInteraction,
     SagConfig,
@@ -281,7 +281,7 @@ def test_autocast_keeps_attention_in_float32(model: SagModel) -> None:
 
 
 def test_gradients_reach_every_trained_part() -> None:
-    from wsris.losses.sag import c3_loss, reconstruction_loss
+    from wsris.methods.sag.losses import c3_loss, reconstruction_loss
 
     torch.manual_seed(4)
     m = SagModel(micro()).train()

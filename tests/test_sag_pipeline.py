@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from wsris.blocks.slots import combine_slot_maps
 from wsris.errors import InvalidInputError
-from wsris.methods.slots import combine_slot_maps
+from wsris.methods.sag.pipeline import localize
 from wsris.models.sag import SagConfig, SagModel
 from wsris.pipelines.base import LocalizationOutput, TextBatch
-from wsris.pipelines.sag import localize
 
 
 def micro(**kw) -> SagConfig:
@@ -141,7 +141,7 @@ def test_bad_options(model: SagModel) -> None:
 def test_through_the_segmenter() -> None:
     """End to end through ``wsris.api.Segmenter`` with the real WordPiece tokenizer."""
     from wsris.api import Segmenter
-    from wsris.convert.sag import saved_config
+    from wsris.methods.sag.convert import saved_config
 
     torch.manual_seed(0)
     cfg = SagConfig.tiny()

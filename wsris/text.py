@@ -31,13 +31,37 @@ from typing import TYPE_CHECKING, Any, Literal
 from .errors import TextError, TextWarning, warn
 
 if TYPE_CHECKING:
-    from .pipelines.base import TextBatch
+    import torch
 
 VOCAB_FILE = "bert-base-uncased-vocab.txt"
 VOCAB_SIZE = 30522
 # Longer input than this is not a referring expression; refuse it rather than tokenize
 # megabytes of text.
 MAX_TEXT_CHARS = 2000
+
+
+@dataclass
+class TextBatch:
+    """Tokenized expressions, one row per text, all for the same image.
+
+    ``word_ids[t][p]`` is the index of the (cleaned, whitespace-split) word that WordPiece
+    position ``p`` of text ``t`` came from, or ``None`` for special tokens and padding.
+    """
+
+    texts: list[str]
+    input_ids: torch.Tensor  # [T, L] long
+    attention_mask: torch.Tensor  # [T, L] long, 1 for real tokens
+    tokens: list[list[str]]  # WordPieces per text, special tokens included, no padding
+    word_ids: list[list[int | None]]
+
+    def to(self, device: torch.device | str) -> TextBatch:
+        return TextBatch(
+            self.texts,
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.tokens,
+            self.word_ids,
+        )
 
 _ALBEF_STRIP = re.compile(r"([,.'!?\"()*#:;~])")
 _ALBEF_MULTISPACE = re.compile(r"\s{2,}")
@@ -188,8 +212,6 @@ class Tokenizer:
 
     def __call__(self, texts: str | Sequence[str]) -> TextBatch:
         import torch
-
-        from .pipelines.base import TextBatch
 
         texts = as_text_list(texts)
         tok = _wordpiece()

@@ -1,26 +1,17 @@
-"""``--variant`` names -> method options: a module of plain data, so that the command
-line can list the choices without importing the evaluation code (NumPy, OpenCV, the
-datasets)."""
+"""Deprecated: ``METHOD_VARIANTS`` is read from the method registry (each
+:class:`~wsris.methods.MethodSpec` lists its ``variants``). Removed in wsris 0.2."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-#: ``--variant`` -> method options, per method (the papers' ablations).
-METHOD_VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
-    "chunk": {
-        "gradcam": {"stages": ("gradcam",)},
-        "affinity": {"stages": ("gradcam", "affinity")},
-        "proposals": {"stages": ("gradcam", "affinity", "proposals")},
-    },
-    "sag": {
-        "product": {"combine": "product"},
-        "max": {"combine": "max"},
-        "avg": {"combine": "avg"},
-        "min": {"combine": "min"},
-        # deterministic slot initialisations (issue: measure both, document the choice)
-        "mean-init": {"slot_init": "mean"},
-        "sample-init": {"slot_init": "sample", "seed": 0, "num_samples": 1},
-        "sample3-init": {"slot_init": "sample", "seed": 0, "num_samples": 3},
-    },
-}
+
+def __getattr__(name: str) -> Any:
+    if name == "METHOD_VARIANTS":
+        from .methods import get_method, method_names
+
+        warnings.warn("wsris.variants.METHOD_VARIANTS: use wsris.methods.get_method(m).variants",
+                      DeprecationWarning, stacklevel=2)
+        return {m: dict(get_method(m).variants) for m in method_names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
-from ..variants import METHOD_VARIANTS
+from ..methods import get_method, method_names
 
+_SPECS = [get_method(m) for m in method_names()]
 _VARIANT_HELP = (
-    "Method variant (the papers' ablations). chunk: gradcam | affinity | proposals "
-    "(Grad-CAM only, + affinity, + proposals); sag: product | max | avg | min "
-    "(A^fuse.A^slot, MAX, AVG, MIN), mean-init | sample-init | sample3-init (slots from "
-    "the Gaussian means, one seeded draw, three seeded draws averaged). Default: the "
-    "model's own setting."
+    "Method variant (the papers' ablations). "
+    + "; ".join(s.variant_help for s in _SPECS if s.variant_help)
+    + ". Default: the model's own setting."
 )
 
 
@@ -38,7 +37,7 @@ _VARIANT_HELP = (
               help="Also score the trivial baselines (random object's true mask, all "
                    "objects, centred box) on the same samples.")
 @click.option("--variant", default=None,
-              type=click.Choice(sorted({v for t in METHOD_VARIANTS.values() for v in t})),
+              type=click.Choice(sorted({v for s in _SPECS for v in s.variants})),
               help=_VARIANT_HELP)
 @click.option("--threshold", "-t", type=click.FloatRange(0.0, 1.0), default=None,
               help="Threshold on the heat map (default: the model's).")

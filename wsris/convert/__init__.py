@@ -1,20 +1,28 @@
-"""Foreign checkpoints -> wsris model folders (``config.json`` + ``model.safetensors``)."""
+"""Deprecated: converters live with their methods (``wsris.methods.chunk.convert``,
+``wsris.methods.sag.convert``) and are found through :func:`wsris.methods.run_converter`.
+This package and its modules are aliases for one release (removed in wsris 0.2)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-
-from .albef import convert_albef
+from typing import Any
 
 __all__ = ["convert_albef", "convert_checkpoint"]
 
 
 def convert_checkpoint(converter: str, src: Path, out_dir: Path) -> Path:
-    """Run the converter a manifest ``url`` source names (``albef`` or ``sag``)."""
-    if converter == "albef":
-        return convert_albef(src, out_dir)
-    if converter == "sag":
-        from .sag import convert_sag
+    """Deprecated: :func:`wsris.methods.run_converter`."""
+    from ..methods import run_converter
 
-        return convert_sag(src, out_dir)
-    raise ValueError(f"unknown converter {converter!r}")
+    warnings.warn("wsris.convert.convert_checkpoint moved to wsris.methods.run_converter",
+                  DeprecationWarning, stacklevel=2)
+    return run_converter(converter, src, out_dir)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "convert_albef":
+        from .albef import convert_albef
+
+        return convert_albef
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

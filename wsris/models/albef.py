@@ -179,6 +179,14 @@ class VisionOutput:
     attention: torch.Tensor | None = None  # [B, heads, 1 + N, 1 + N] post-softmax, float32
 
 
+@dataclass
+class CrossAttentionForward:
+    """What :meth:`AlbefModel.forward_with_cross_attention` returns."""
+
+    attention: torch.Tensor  # [T, heads, L, 1+N], requires grad
+    itm_logits: torch.Tensor  # [T, 2], a function of ``attention``
+
+
 def vit_attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Post-softmax self-attention probabilities of a timm ``Attention`` for input ``x``.
 
@@ -282,6 +290,50 @@ class AlbefModel(nn.Module):
     def itm_logits(self, fused_hidden: torch.Tensor) -> torch.Tensor:
         """ITM logits ``[T, 2]`` from the fused text [CLS]; class 1 = match."""
         return self.itm_head(fused_hidden[:, 0])
+
+    def forward_with_cross_attention(
+        self,
+        text_hidden: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_embeds: torch.Tensor,
+        layer: int,
+        differentiable: bool = False,
+    ) -> CrossAttentionForward:
+        """ITM logits with layer ``layer``'s cross-attention exposed for a gradient: the
+        hook Grad-CAM (:mod:`wsris.blocks.gradcam`) uses instead of driving the layers.
+
+        Returns the post-softmax cross-attention probabilities ``[T, heads, L, 1+N]``
+        (before dropout) and the ITM logits ``[T, 2]`` computed from them, so
+        ``torch.autograd.grad(logits[:, 1].sum(), attention)`` is the gradient Grad-CAM
+        needs. ``differentiable=False`` (inference): the layers below ``layer`` run under
+        ``no_grad`` and the attention is a leaf, so a backward touches only the layers
+        above. ``True`` (training): one ordinary forward, everything in the graph.
+        """
+        cfg = self.config
+        if not cfg.fusion_layer <= layer < cfg.text_layers:
+            raise ValueError(
+                f"gradcam layer {layer} has no cross-attention; fusion layers are "
+                f"{cfg.fusion_layer}..{cfg.text_layers - 1}"
+            )
+        if differentiable:
+            fused = self.fuse(text_hidden, attention_mask, image_embeds,
+                              return_cross_attention=layer)
+            assert fused.cross_attention is not None
+            return CrossAttentionForward(fused.cross_attention, self.itm_logits(fused.hidden))
+        bert = self.text_encoder
+        image_embeds = image_embeds.detach()
+        with torch.no_grad():
+            below = bert.run_layers(
+                text_hidden.detach(), attention_mask, cfg.fusion_layer, layer, image_embeds
+            ).hidden
+            state = bert.cross_attention_state(below, attention_mask, layer, image_embeds)
+        probs = state.probs.detach().float().requires_grad_(True)
+        with torch.enable_grad():
+            hidden = bert.encoder.layer[layer].resume_from_probs(state, probs)
+            hidden = bert.run_layers(
+                hidden, attention_mask, layer + 1, bert.config.num_layers, image_embeds
+            ).hidden
+            return CrossAttentionForward(probs, self.itm_logits(hidden))
 
     def contrastive_features(
         self, image_embeds: torch.Tensor, text_hidden: torch.Tensor

@@ -78,7 +78,7 @@ EFFICIENTNET_LITE0_STRIDE8_CHANNELS = 40
 class EfficientNetStemPatchEmbed(nn.Module):
     """Departure for small models: the first three stages of EfficientNet-Lite0 (stride 8,
     40 channels; ImageNet-pretrained weights are loaded by the training init, see
-    ``wsris.training.init``) then a 1x1 projection with batch norm to the token width.
+    ``wsris.training.warm_start``) then a 1x1 projection with batch norm to the token width.
     Tokens see about 40 px of the image, so they stay local. ``frozen`` keeps the
     backbone's weights and batch-norm statistics fixed (it runs in eval mode, without
     gradients). Same interface as :class:`ConvStemPatchEmbed`."""

@@ -753,8 +753,8 @@ class SagModel(nn.Module):
             return {}
 
         def load_minilm(model: SagModel) -> None:
+            from ..checksums import sha256_file
             from ..errors import ChecksumMismatchError
-            from ..hub import sha256_file
             from ..pretrained import minilm_path, minilm_state_dict
             from .bert import load_bert_weights
 

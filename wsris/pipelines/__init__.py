@@ -1,12 +1,16 @@
-"""Method pipelines: model forward (and backward, for Grad-CAM) to low-resolution maps.
+"""The inference-pipeline contract between ``api.Segmenter`` and the methods.
 
-Each method has one module here with a ``localize`` function of the signature given by
-:class:`Localize`. ``api.Segmenter`` owns files, devices, preprocessing and resizing;
-a pipeline only turns tensors into maps.
+Each method names one pipeline module in its :class:`~wsris.methods.MethodSpec` (e.g.
+``wsris.methods.chunk.pipeline``) with ``localize`` and ``encode`` functions of the
+signatures given by :class:`Localize` and :class:`Encode`. ``api.Segmenter`` owns files,
+devices, preprocessing and resizing; a pipeline only turns tensors into maps.
+
+``wsris.methods.chunk.pipeline`` and ``wsris.methods.sag.pipeline`` are deprecated aliases of the
+methods' pipeline modules.
 """
 
 from __future__ import annotations
 
-from .base import LocalizationOutput, Localize, TextBatch
+from .base import Encode, LocalizationOutput, Localize, TextBatch
 
-__all__ = ["Localize", "LocalizationOutput", "TextBatch"]
+__all__ = ["Encode", "Localize", "LocalizationOutput", "TextBatch"]

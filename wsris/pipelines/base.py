@@ -1,4 +1,4 @@
-"""The contract between ``api.Segmenter`` and the per-method pipelines."""
+"""The contract between ``api.Segmenter`` and the method pipelines (``MethodSpec.pipeline``)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-
-@dataclass
-class TextBatch:
-    """Tokenized expressions, one row per text, all for the same image.
-
-    ``word_ids[t][p]`` is the index of the (cleaned, whitespace-split) word that WordPiece
-    position ``p`` of text ``t`` came from, or ``None`` for special tokens and padding.
-    """
-
-    texts: list[str]
-    input_ids: torch.Tensor  # [T, L] long
-    attention_mask: torch.Tensor  # [T, L] long, 1 for real tokens
-    tokens: list[list[str]]  # WordPieces per text, special tokens included, no padding
-    word_ids: list[list[int | None]]
-
-    def to(self, device: torch.device | str) -> TextBatch:
-        return TextBatch(
-            self.texts,
-            self.input_ids.to(device),
-            self.attention_mask.to(device),
-            self.tokens,
-            self.word_ids,
-        )
+from ..text import TextBatch  # noqa: F401  (part of the contract; defined with the tokenizer)
 
 
 @dataclass

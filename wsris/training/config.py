@@ -3,7 +3,7 @@
 A recipe has five sections; every field has a default except ``method`` and ``model``:
 
 ```yaml
-method: sag                  # or chunk
+method: sag                  # a registered method (wsris.methods)
 output_dir: runs/sag_shapes  # checkpoints, logs, the exported model
 seed: 0
 model:                       # the saved config.json of the trained model
@@ -85,8 +85,10 @@ class TrainConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ManifestError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-        if raw.get("method") not in ("chunk", "sag"):
-            raise ManifestError(f"{where}: 'method' must be 'chunk' or 'sag'")
+        from ..methods import is_method, method_names
+
+        if not is_method(raw.get("method")):
+            raise ManifestError(f"{where}: 'method' must be one of {', '.join(method_names())}")
         if not isinstance(raw.get("model"), dict):
             raise ManifestError(f"{where}: 'model' must be a mapping")
         values = dict(raw)

@@ -18,8 +18,7 @@ from PIL import Image
 
 from ..errors import InvalidInputError
 from ..images import to_model_input
-from ..pipelines.base import TextBatch
-from ..text import Tokenizer
+from ..text import TextBatch, Tokenizer
 
 
 def _coerce(value: str) -> Any:

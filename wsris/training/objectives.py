@@ -1,4 +1,7 @@
-"""The method-specific half of training: model, data, losses, validation, export.
+"""The base class of the training objectives the methods register, and ``model_config``.
+
+The method-specific half of training (model, data, losses, validation, export) is an
+objective; each method names its own in its ``MethodSpec.objective``.
 
 An objective is an ``nn.Module`` whose ``forward(batch)`` returns a dict of loss terms
 with the weighted total under ``"loss"``; wrapping it (not the bare model) in DDP keeps
@@ -16,39 +19,14 @@ import torch
 from torch import nn
 
 from ..errors import ManifestError
-from ..models import build_model
+from ..methods import build_model, get_method, load_object
 from ..text import Tokenizer
 from .config import TrainConfig
 from .data import PairCollator, referring_dataset
 
-ALBEF_MEAN = [0.48145466, 0.4578275, 0.40821073]
-ALBEF_STD = [0.26862954, 0.26130258, 0.27577711]
-
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "chunk": {
-        "preprocessing": {"mean": ALBEF_MEAN, "std": ALBEF_STD, "interpolation": "bicubic"},
-        "text": {"style": "albef", "max_length": 40, "max_words": 30},
-        "inference": {"threshold": 0.3, "stages": ["gradcam", "affinity", "proposals"],
-                      "proposal_tau": 0.3},
-    },
-    "sag": {
-        "preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"},
-        "text": {"style": "bert", "max_length": 40},
-        "inference": {"threshold": 0.5, "combine": "product", "slot_init": "sample",
-                      "num_samples": 1, "seed": 0},
-    },
-}
-
 
 def _preset(method: str, name: str) -> dict[str, Any]:
-    if method == "chunk":
-        from ..models.albef import AlbefConfig as cls
-    else:
-        from ..models.sag import SagConfig as cls
-    presets = {"chunk": ("base", "tiny"), "sag": ("paper", "tiny")}[method]
-    if name not in presets:
-        raise ManifestError(f"unknown {method} preset {name!r}; known: {presets}")
-    return getattr(cls, name)().to_dict()
+    return get_method(method).preset(name)
 
 
 def model_config(config: TrainConfig) -> dict[str, Any]:
@@ -59,7 +37,7 @@ def model_config(config: TrainConfig) -> dict[str, Any]:
     if unknown:
         raise ManifestError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
     arch.update(m.get("architecture", {}))
-    defaults = copy.deepcopy(_DEFAULTS[config.method])
+    defaults = copy.deepcopy(get_method(config.method).defaults)
     out: dict[str, Any] = {"method": config.method, "architecture": arch}
     for part in ("preprocessing", "text", "inference"):
         out[part] = {**defaults[part], **m.get(part, {})}
@@ -80,7 +58,7 @@ class Objective(nn.Module):
         self.device = device
         self.model_config = model_config(config)
         self.model = build_model(self.method, self.model_config["architecture"])
-        from .init import initialise
+        from .warm_start import initialise
 
         initialise(self.model, config.model.get("init", {}))
         self.model.to(device)
@@ -170,10 +148,8 @@ class Objective(nn.Module):
 
 
 def build_objective(config: TrainConfig, device: torch.device) -> Objective:
-    if config.method == "sag":
-        from .sag_objective import SagObjective
-
-        return SagObjective(config, device)
-    from .chunk_objective import ChunkObjective
-
-    return ChunkObjective(config, device)
+    """The objective the recipe's method registers."""
+    spec = get_method(config.method)
+    if spec.objective is None:
+        raise ManifestError(f"recipe: method {spec.name!r} has no training objective")
+    return load_object(spec.objective)(config, device)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ...model_ref import usage_lines
+
 
 @click.command("sag")
 @click.argument("model_best", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -47,7 +49,7 @@ def sag_command(
     Writes config.json and model.safetensors; load the result with
     ``wsris.load("OUT_DIR")`` or ``wsris segment --model OUT_DIR ...``.
     """
-    from ..convert.sag import convert_sag
+    from .convert import convert_sag
 
     out = convert_sag(
         model_best,
@@ -67,7 +69,5 @@ def sag_command(
     )
     click.echo(f"dropped keys: {', '.join(source['dropped_keys']) or 'none'}")
     click.echo(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")
-    from .convert import usage_lines
-
     for line in usage_lines(out):
         click.echo(line)

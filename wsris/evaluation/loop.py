@@ -1,250 +1,39 @@
-"""Referring-segmentation metrics, trivial baselines and the (torchrun-shardable) loop.
-
-Metrics, all computed at the ORIGINAL image resolution from each sample's intersection I,
-union U, predicted area P and ground-truth area G:
-
-* IoU = I / U per sample, 0 when U = 0 (both masks empty); mIoU = mean IoU;
-* cIoU (= oIoU) = sum I / sum U over all samples;
-* Pr@X = share of samples with IoU >= X, for X in 0.3, 0.5, 0.7, 0.9;
-* precision = mean of I / P (0 when I = 0) and recall = mean of I / G (0 when G = 0),
-  as Shatter and Gather's evaluation code reports them.
-
-Trivial baselines, computed on the same samples: ``random_object`` (the true mask of one
-of the image's annotated objects, drawn with a per-sample seed), ``all_objects`` (the
-union of all annotated objects) and ``centre_box`` (a box of half the image's width and
-height in its centre). A model below them has not learnt to pick the referred object.
-
-Sharding: ``torchrun --nproc_per_node N -m wsris.evaluation --model M --data D`` runs the
-same command in N processes (gloo on CPU, NCCL on GPUs); images are dealt out round-robin,
-every model call is seeded from (seed, image group) only, and the per-sample counts are
-gathered and summed in sample order, so the figures equal the single-process run exactly.
-"""
+"""The evaluation loop (sharded under torchrun) and the driver behind ``wsris eval``."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .data.base import ReferringDataset, RefSample
-from .errors import INTERRUPTED_EXIT_CODE, InvalidInputError, WsrisError
-from .variants import METHOD_VARIANTS  # plain data, shared with the CLI
-
-__all__ = [
-    "THRESHOLDS",
-    "BASELINES",
-    "METHOD_VARIANTS",
-    "MaskStats",
-    "EvalReport",
-    "mask_stats",
-    "summarize",
-    "iou",
-    "centre_box",
-    "baseline_masks",
-    "variant_options",
-    "load_dataset",
-    "evaluate",
-    "run",
-    "main",
-]
-
-THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)
-BASELINES: tuple[str, ...] = ("random_object", "all_objects", "centre_box")
-BASELINE_LABELS = {"model": "model", "random_object": "random object",
-                   "all_objects": "all objects", "centre_box": "centred box"}
-
-# --------------------------------------------------------------------------------------
-# Metrics
-
-
-@dataclass(frozen=True)
-class MaskStats:
-    """Pixel counts of one prediction against its ground truth."""
-
-    intersection: int
-    union: int
-    pred_area: int
-    gt_area: int
-
-    @property
-    def iou(self) -> float:
-        return self.intersection / self.union if self.union > 0 else 0.0
-
-    @property
-    def precision(self) -> float:
-        return self.intersection / self.pred_area if self.intersection > 0 else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.intersection / self.gt_area if self.gt_area > 0 else 0.0
-
-
-def mask_stats(pred: np.ndarray, gt: np.ndarray) -> MaskStats:
-    """Counts for a predicted and a ground-truth mask of the same HxW shape."""
-    pred = np.asarray(pred)
-    gt = np.asarray(gt)
-    if pred.shape != gt.shape:
-        raise InvalidInputError(
-            f"prediction of shape {pred.shape} for a ground truth of shape {gt.shape}: "
-            "masks must be at the original image size"
-        )
-    p = pred.astype(bool, copy=False)
-    g = gt.astype(bool, copy=False)
-    inter = int(np.count_nonzero(p & g))
-    pa, ga = int(np.count_nonzero(p)), int(np.count_nonzero(g))
-    return MaskStats(inter, pa + ga - inter, pa, ga)
-
-
-def iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    """IoU of two masks, 0 when both are empty."""
-    return mask_stats(pred, gt).iou
-
-
-def summarize(stats: Sequence[MaskStats]) -> dict[str, float]:
-    """mIoU, cIoU, Pr@X, mean precision and recall of a list of samples (fractions)."""
-    n = len(stats)
-    out: dict[str, float] = {"n": n}
-    if n == 0:
-        out.update({"mIoU": 0.0, "cIoU": 0.0, **{f"Pr@{t}": 0.0 for t in THRESHOLDS},
-                    "precision": 0.0, "recall": 0.0})
-        return out
-    ious = np.array([s.iou for s in stats], dtype=np.float64)
-    total_i = sum(s.intersection for s in stats)
-    total_u = sum(s.union for s in stats)
-    out["mIoU"] = float(ious.mean())
-    out["cIoU"] = total_i / total_u if total_u > 0 else 0.0
-    for t in THRESHOLDS:
-        out[f"Pr@{t}"] = float((ious >= t).mean())
-    out["precision"] = float(np.mean([s.precision for s in stats]))
-    out["recall"] = float(np.mean([s.recall for s in stats]))
-    return out
+from ..data.base import ReferringDataset, RefSample
+from ..errors import InvalidInputError, WsrisError
+from .metrics import BASELINES, MaskStats, baseline_masks, mask_stats, summarize
+from .report import EvalReport, _describe, sample_ref
 
 
 def load_dataset(spec: str, *, seed: int = 0, length: int | None = None,
                  image_root: str | Path | None = None) -> ReferringDataset:
     """The evaluation dataset of a ``--data`` spec (``shapes:val``,
     ``refcoco+:unc:val@/data/refer``, ...); see :func:`wsris.data.open_dataset`."""
-    from .data.spec import open_dataset
+    from ..data.spec import open_dataset
 
     return open_dataset(spec, seed=seed, length=length, image_root=image_root)
-
-
-# --------------------------------------------------------------------------------------
-# Baselines and variants
-
-
-def centre_box(height: int, width: int, fraction: float = 0.5) -> np.ndarray:
-    """A centred box covering ``fraction`` of the height and of the width."""
-    mask = np.zeros((height, width), dtype=bool)
-    bh, bw = round(height * fraction), round(width * fraction)
-    top, left = (height - bh) // 2, (width - bw) // 2
-    mask[top:top + bh, left:left + bw] = True
-    return mask
-
-
-def baseline_masks(sample: RefSample, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """The three trivial predictions for ``sample``."""
-    h, w = sample.mask.shape
-    objs = sample.object_masks
-    if objs:
-        rand = objs[int(rng.integers(len(objs)))]
-        union = np.logical_or.reduce(np.stack(objs), axis=0)
-    else:
-        rand = union = np.zeros((h, w), dtype=bool)
-    return {"random_object": rand, "all_objects": union, "centre_box": centre_box(h, w)}
 
 
 def variant_options(method: str, variant: str | None) -> dict[str, Any]:
     """The ``segment`` options of a method variant (``None`` = the model's defaults)."""
     if variant is None:
         return {}
-    if method not in METHOD_VARIANTS:
+    from ..methods import get_method, is_method
+
+    if not is_method(method):
         raise InvalidInputError(f"no variants known for method {method!r}")
-    table = METHOD_VARIANTS[method]
-    if variant not in table:
-        raise InvalidInputError(
-            f"unknown variant {variant!r} for a {method} model; choose one of "
-            f"{', '.join(table)}"
-        )
-    return dict(table[variant])
-
-
-# --------------------------------------------------------------------------------------
-# Report
-
-
-SHOWN_SKIPPED = 10
-
-
-def _fmt(x: float) -> str:
-    return f"{100 * x:6.2f}"
-
-
-@dataclass
-class EvalReport:
-    """Figures of a run: ``metrics[system]`` (``model`` and the baselines), the same per
-    expression kind in ``by_kind[kind][system]``, and one record per sample."""
-
-    meta: dict[str, Any]
-    metrics: dict[str, dict[str, float]]
-    by_kind: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"meta": self.meta, "metrics": self.metrics, "by_kind": self.by_kind,
-                "samples": self.samples, "skipped": self.skipped}
-
-    def save_json(self, path: str | Path) -> None:
-        """Write the report; a temporary file renamed at the end, so an interrupted write
-        never leaves a partial JSON behind."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
-        try:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def table(self) -> str:
-        """All metrics (in %) of the model and the baselines, then mIoU per kind."""
-        cols = ["mIoU", "cIoU", *[f"Pr@{t}" for t in THRESHOLDS], "precision", "recall"]
-        heads = ["mIoU", "cIoU", *[f"Pr@{t:g}" for t in THRESHOLDS], "prec", "recall"]
-        lines = [f"{'(%)':<14}{'n':>6} " + " ".join(f"{h:>6}" for h in heads)]
-        for name, m in self.metrics.items():
-            label = BASELINE_LABELS.get(name, name)
-            lines.append(f"{label:<14}{int(m['n']):>6} " + " ".join(_fmt(m[c]) for c in cols))
-        if self.by_kind:
-            lines.append("")
-            lines.append("mIoU (%) by expression kind:")
-            systems = list(self.metrics)
-            lines.append(f"{'kind':<14}{'n':>6} "
-                         + " ".join(f"{BASELINE_LABELS.get(s, s)[:13]:>13}" for s in systems))
-            for kind, per in self.by_kind.items():
-                n = int(next(iter(per.values()))["n"])
-                lines.append(f"{kind:<14}{n:>6} "
-                             + " ".join(f"{100 * per[s]['mIoU']:>13.2f}" for s in systems))
-        if self.skipped:
-            lines.append("")
-            lines.append(f"skipped {len(self.skipped)} sample(s), left out of every figure:")
-            for rec in self.skipped[:SHOWN_SKIPPED]:
-                lines.append(f"  {_describe(rec, rec['index'])}: {rec['error'][:120]}")
-            if len(self.skipped) > SHOWN_SKIPPED:
-                lines.append(f"  ... and {len(self.skipped) - SHOWN_SKIPPED} more (in the JSON)")
-        return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------
-# The loop
+    return get_method(method).variant_options(variant)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -300,25 +89,6 @@ def _stats_of(rec: dict[str, Any], system: str) -> MaskStats:
 
 
 ON_ERROR = ("fail", "skip")
-
-
-def sample_ref(dataset: ReferringDataset, index: int) -> dict[str, Any]:
-    """Dataset name, ref id and sentence id of sample ``index`` (without decoding it
-    where the dataset can say; else what the sample itself holds)."""
-    if hasattr(dataset, "sample_ref"):
-        return dataset.sample_ref(index)
-    return {"dataset": getattr(dataset, "name", type(dataset).__name__), "ref_id": None,
-            "sent_id": None, "image_id": None, "index": index}
-
-
-def _describe(ref: dict[str, Any], index: int) -> str:
-    parts = [str(ref.get("dataset"))]
-    if ref.get("ref_id") is not None:
-        parts.append(f"ref {ref['ref_id']}")
-    if ref.get("sent_id") is not None:
-        parts.append(f"sentence {ref['sent_id']}")
-    parts.append(f"sample {index}")
-    return ", ".join(parts)
 
 
 def _bad_sample(exc: WsrisError, dataset: ReferringDataset, index: int) -> WsrisError:
@@ -463,7 +233,6 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     return EvalReport(info, metrics, by_kind, records, skipped)
 
 
-# --------------------------------------------------------------------------------------
 # Command-line driver (shared by `wsris eval` and `python -m wsris.evaluation`)
 
 
@@ -475,8 +244,8 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
     """Open the data, check its images, load the model, evaluate (sharded under
     torchrun), print the table and write the JSON (rank 0 only). Returns the report on
     every rank."""
-    from .data.spec import open_dataset, parse_data_spec
-    from .errors import DatasetError
+    from ..data.spec import open_dataset, parse_data_spec
+    from ..errors import DatasetError
 
     spec = parse_data_spec(data)
     if variant is not None and model is None:
@@ -486,7 +255,7 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
     if on_error not in ON_ERROR:
         raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     if json_path is not None and Path(json_path).is_dir():
-        from .errors import OutputError
+        from ..errors import OutputError
 
         raise OutputError(f"--json {json_path} is a folder; give a file name")
     dataset = open_dataset(spec, image_root=images)
@@ -543,31 +312,3 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
     finally:
         if created:
             dist.destroy_process_group()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m wsris.evaluation`` (for torchrun): the ``wsris eval`` command."""
-    import click
-
-    from .cli.eval import eval_command
-
-    try:
-        eval_command.main(args=list(argv) if argv is not None else None,
-                          prog_name="python -m wsris.evaluation", standalone_mode=False)
-    except WsrisError as exc:
-        click.echo(f"wsris: error: {exc}", err=True)
-        return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
-        if isinstance(exc, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
-            click.echo("wsris: interrupted", err=True)
-            return INTERRUPTED_EXIT_CODE
-        click.echo("Aborted!", err=True)
-        return 1
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Shatter and Gather losses (paper Sec. 3.4).
+
+* C^3, contrastive cycle-consistency (Eq. 8): for every text ``j`` of the batch, the
+  cross-modal embeddings ``z_ij`` of text ``j`` fused with every image ``i`` are scored
+  against the text feature itself, ``<z_ij, sg(x_j^T)>``, and a softmax over the images
+  must pick the text's own image. ``sg`` (stop-gradient) keeps the text target fixed;
+  the temperature is 1 (``scale=1``) in the paper.
+* Reconstruction (Eq. 9): mean squared error between the decoder's output and the
+  stop-gradient ViT features (and/or pixel patches, a departure for tiny models).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def c3_logits(
+    z: torch.Tensor,
+    text: torch.Tensor,
+    scale: torch.Tensor | float = 1.0,
+    stop_gradient: bool = True,
+) -> torch.Tensor:
+    """``[B_txt, B_img]`` logits ``scale * <z[i, j], sg(text[j])>``.
+
+    ``z`` is ``[B_img, B_txt, D]`` with ``z[i, j]`` the fusion of image ``i`` and text
+    ``j``; ``text`` is ``[B_txt, D]``. Computed in float32.
+    """
+    if z.dim() != 3 or text.dim() != 2 or z.shape[1] != text.shape[0]:
+        raise ValueError(
+            f"z must be [B_img, B_txt, D] and text [B_txt, D]; got "
+            f"{tuple(z.shape)} and {tuple(text.shape)}"
+        )
+    target = text.detach() if stop_gradient else text
+    logits = torch.einsum("ijd,jd->ji", z.float(), target.float())
+    return logits * scale
+
+
+def c3_loss(
+    z: torch.Tensor,
+    text: torch.Tensor,
+    scale: torch.Tensor | float = 1.0,
+    image_index: torch.Tensor | None = None,
+    stop_gradient: bool = True,
+) -> torch.Tensor:
+    """Eq. 8: mean over texts of ``-log softmax_i(<z_ij, sg(x_j)>)`` at the text's image.
+
+    ``image_index[j]`` is the batch index of text ``j``'s image (default: ``j``, one text
+    per image). ``scale`` multiplies the logits (1 in the paper; a learnable scale with
+    L2-normalised text features is a departure for tiny models).
+    """
+    logits = c3_logits(z, text, scale, stop_gradient)
+    if image_index is None:
+        if logits.shape[0] != logits.shape[1]:
+            raise ValueError("B_img != B_txt: pass image_index")
+        image_index = torch.arange(logits.shape[0], device=logits.device)
+    return F.cross_entropy(logits, image_index.to(logits.device))
+
+
+@torch.no_grad()
+def c3_retrieval_accuracy(
+    z: torch.Tensor, text: torch.Tensor, image_index: torch.Tensor | None = None
+) -> float:
+    """Share of texts whose highest C^3 logit is their own image (training monitor)."""
+    logits = c3_logits(z, text)
+    if image_index is None:
+        image_index = torch.arange(logits.shape[0], device=logits.device)
+    return float((logits.argmax(dim=1) == image_index.to(logits.device)).float().mean())
+
+
+def reconstruction_loss(
+    recon: torch.Tensor,
+    target: torch.Tensor,
+    splits: list[tuple[str, int]] | None = None,
+) -> torch.Tensor:
+    """Eq. 9 as the official code computes it: mean squared error over every element,
+    target detached (stop-gradient).
+
+    With ``splits`` (names and widths of concatenated target parts, e.g. ViT features
+    then pixel patches) each part's mean squared error is computed separately and the
+    parts are summed, so that a narrow part is not drowned by a wide one.
+    """
+    target = target.detach().float()
+    recon = recon.float()
+    if recon.shape != target.shape:
+        raise ValueError(f"recon {tuple(recon.shape)} != target {tuple(target.shape)}")
+    if not splits or len(splits) == 1:
+        return F.mse_loss(recon, target)
+    widths = [w for _, w in splits]
+    if sum(widths) != target.shape[-1]:
+        raise ValueError("splits do not add up to the target width")
+    parts = zip(recon.split(widths, dim=-1), target.split(widths, dim=-1), strict=True)
+    return sum(F.mse_loss(r, t) for r, t in parts)  # type: ignore[return-value]

@@ -1,0 +1,132 @@
+"""Shatter and Gather training: C^3 (Eq. 8) + reconstruction (Eq. 9).
+
+Loss weights (``loss:`` in the recipe): ``c3`` (1.0), ``recon`` (1.0) and
+``recon_only_steps`` (0: the paper trains both from the start; a departure for tiny
+models trains reconstruction alone first so that slots bind before C^3 pulls on them),
+``frozen_text`` (false: a departure for small models whose pretrained text encoder is
+kept fixed; its features then depend on the text alone and are computed once per
+distinct expression, which takes the text encoder out of almost every step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ...errors import ManifestError
+from ...training.objectives import Objective
+from .losses import c3_loss, c3_retrieval_accuracy, reconstruction_loss
+
+LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
+                                 "frozen_text": False}
+
+
+def _first_sample_per_image(data, limit: int) -> list[int]:
+    """Indices of the first expression of each image among the first ``limit`` samples."""
+    firsts, seen = [], set()
+    for i in range(min(limit, len(data))):
+        key = data.image_key(i)
+        if key not in seen:
+            seen.add(key)
+            firsts.append(i)
+    return firsts
+
+
+class SagObjective(Objective):
+    method = "sag"
+
+    def __init__(self, config, device) -> None:
+        super().__init__(config, device)
+        unknown = sorted(set(config.loss) - set(LOSS_DEFAULTS))
+        if unknown:
+            raise ManifestError(f"recipe: unknown sag loss option(s) {unknown}; known: "
+                                f"{sorted(LOSS_DEFAULTS)}")
+        self._text_cache: dict[str, torch.Tensor] = {}
+        if self._weights()["frozen_text"]:
+            self.model.text_encoder.requires_grad_(False)
+            self.model.text_proj.requires_grad_(False)
+
+    def _weights(self) -> dict[str, Any]:
+        return {**LOSS_DEFAULTS, **self.train_config.loss}
+
+    def _frozen_text_features(self, texts: list[str]) -> torch.Tensor:
+        """Features of a fixed text encoder, computed once per distinct text (in eval
+        mode, as at inference)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        if missing:
+            m = self.model
+            was_training = m.text_encoder.training
+            m.text_encoder.eval()
+            with torch.no_grad():
+                tb = self.tokenizer(missing).to(self.device)
+                feats = m.encode_text(tb.input_ids, tb.attention_mask).float()
+            m.text_encoder.train(was_training)
+            self._text_cache.update(zip(missing, feats, strict=True))
+        return torch.stack([self._text_cache[t] for t in texts])
+
+    def forward(self, batch) -> dict[str, torch.Tensor]:
+        w = self._weights()
+        text = None
+        if w["frozen_text"]:
+            text = self._frozen_text_features(batch.text.texts)
+        out = self.model(batch.pixel_values, batch.text.input_ids, batch.text.attention_mask,
+                         text=text)
+        recon = reconstruction_loss(out.recon, out.recon_target, out.recon_splits)
+        c3 = c3_loss(out.z, out.text, out.logit_scale, batch.image_index)
+        c3_weight = 0.0 if self.step < int(w["recon_only_steps"]) else float(w["c3"])
+        total = float(w["recon"]) * recon + c3_weight * c3
+        acc = c3_retrieval_accuracy(out.z.detach(), out.text.detach(), batch.image_index)
+        return {
+            "loss": total,
+            "c3": c3.detach(),
+            "recon": recon.detach(),
+            "c3_acc": torch.tensor(acc),
+            "scale": out.logit_scale.detach(),
+        }
+
+    @torch.no_grad()
+    def heldout_retrieval(self, data, limit: int, batch_size: int = 32) -> dict[str, float]:
+        """C^3 retrieval accuracy on val: batches of ``batch_size`` different images with
+        one expression each; the share of texts whose highest C^3 logit is their own
+        image (chance: 1 / batch_size)."""
+        firsts = _first_sample_per_image(data, limit)
+        correct, total = 0.0, 0
+        for start in range(0, len(firsts) - batch_size + 1, batch_size):
+            batch = self.collator([data[i] for i in firsts[start : start + batch_size]])
+            batch = batch.to(self.device)
+            _, slots = self.model.encode_slots(batch.pixel_values, init="sample", seed=0)
+            text = self.model.encode_text(batch.text.input_ids, batch.text.attention_mask)
+            z = self.model.fuse(slots.slots, text).z
+            correct += c3_retrieval_accuracy(z, text) * batch_size
+            total += batch_size
+        if not total:
+            return {}
+        return {"c3_retrieval": correct / total, "c3_retrieval_chance": 1.0 / batch_size}
+
+    @torch.no_grad()
+    def validate(self, limit: int) -> dict[str, float]:
+        """Binding first (best-slot IoU per object), then localisation."""
+        from ...blocks.slots import best_slot_iou
+
+        data = self.val_dataset()
+        if data is None:
+            return {}
+        self.model.eval()
+        ious = []
+        for i in _first_sample_per_image(data, limit):
+            sample = data[i]
+            batch = self.collator([sample])
+            # Seeded sampling: with Ks > 1, the Gaussian means give Ks identical slots.
+            _, slots = self.model.encode_slots(
+                batch.pixel_values.to(self.device), init="sample", seed=0
+            )
+            h, w = slots.grid
+            a_slot = slots.a_slot[0].reshape(-1, h, w).float().cpu()
+            masks = torch.stack([torch.from_numpy(m) for m in sample.object_masks])
+            ious.append(best_slot_iou(a_slot, masks))
+        metrics = {"best_slot_iou": float(torch.cat(ious).mean())} if ious else {}
+        metrics.update(self.heldout_retrieval(data, limit))
+        metrics.update(self.localisation_metrics(limit))
+        self.model.train()
+        return metrics
