@@ -6,6 +6,9 @@
 The notebooks are committed without outputs; the test command (`make test`) executes
 every one of them with nbmake, so their outputs are regenerated on each run. Edit the
 cells here, not in the .ipynb files, and re-run this script.
+
+Over 500 lines because it holds the text of every cell of all five notebooks, in order;
+the code around them is short.
 """
 
 from __future__ import annotations
@@ -170,7 +173,7 @@ Lee et al. 2023 on the bundled `albef-chunk-shapes` model, one stage at a time:
 
 Then the effect of each stage on a small evaluation. The bundled model's own defaults
 depart from the paper (Grad-CAM averaged with [CLS], no affinity, proposals chosen by the
-mean map inside: see README, "Trained here"); this notebook asks for the paper's settings
+mean map inside: see docs/results.md); this notebook asks for the paper's settings
 explicitly.
 """),
     code(SETUP),
@@ -347,7 +350,7 @@ EVALUATE = [
 `wsris eval` from Python: a model against the trivial baselines (random object, all
 objects, centred box), the metrics table, the distribution of per-sample IoU and the
 worst cases. Shapes-Ref is generated on the fly, so this runs anywhere; for RefCOCO pass
-`data="refcoco+:unc:val@/path/to/refer"` (see the README).
+`data="refcoco+:unc:val@/path/to/refer"` (see docs/data.md).
 """),
     code(SETUP),
     code('''

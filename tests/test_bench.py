@@ -93,7 +93,11 @@ def test_cli_command_finds_the_checkout() -> None:
 
     assert find_checkout() == REPO
     result = CliRunner().invoke(bench_command, ["--help"])
-    assert result.exit_code == 0 and "--quick" in result.output
+    assert result.exit_code == 0 and "--quick" in result.output and "make bench" in result.output
+    from wsris.cli import main
+
+    # not a user command: the benchmarks are not in the installed package
+    assert "bench" not in CliRunner().invoke(main, ["--help"]).output
 
 
 def test_peak_memory_measures_a_known_allocation() -> None:

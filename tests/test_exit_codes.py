@@ -1,4 +1,4 @@
-"""Every exit code the README's table promises is produced by a real command here."""
+"""Every exit code the table of docs/cli.md promises is produced by a real command here."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 from tests.test_api import scene
 from wsris.cli import main
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
 
 
 def exit_code_table() -> str:
@@ -27,7 +27,7 @@ def readme_codes() -> set[int]:
     assert len(table) >= 9
     line = re.search(r"Exit code 2 is a command-line usage error, 1 any other wsris error, "
                      r"(\d+) an interrupted", README)
-    assert line, "the README's sentence on exit codes 2, 1 and 130 changed"
+    assert line, "the sentence of docs/cli.md on exit codes 2, 1 and 130 changed"
     return table | {0, 1, 2, int(line.group(1))}
 
 

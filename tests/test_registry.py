@@ -108,3 +108,19 @@ def test_converted_albef_entry_tokenizes_to_the_text_encoders_limit():
     spec = get_spec("albef-refcoco+")
     positions = spec.config["architecture"].get("max_positions", AlbefConfig().max_positions)
     assert spec.config["text"]["max_length"] == positions == 512
+
+
+def test_the_package_reads_the_top_level_manifest_and_nothing_else():
+    # one source of truth: weights_manifest.json at the repository root; the package's
+    # copy is a link to it (a wheel holds the file itself, built from the same link)
+    from importlib import resources
+    from pathlib import Path
+
+    from wsris.registry import _default_manifest_text, parse_manifest
+
+    root = Path(__file__).resolve().parents[1] / "weights_manifest.json"
+    packaged = Path(str(resources.files("wsris") / "weights_manifest.json"))
+    assert packaged.read_bytes() == root.read_bytes() == _default_manifest_text().encode()
+    if packaged.is_symlink():
+        assert packaged.resolve() == root.resolve()
+    assert load_manifest() == parse_manifest(json.loads(root.read_text(encoding="utf-8")))

@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ._thread_policy import thread_policy
 from ._version import __version__
+from .blocks.maps import upsample_normalised
 from .device import DeviceLike, autocast, resolve_device, resolve_dtype
 from .errors import (
+    ConfigError,
     InvalidInputError,
     WeightsMismatchError,
 )
@@ -254,10 +255,7 @@ class Segmenter:
 
     def _finish(self, rgb: np.ndarray, text: str, out: Any, threshold: float) -> SegmentationResult:
         height, width = rgb.shape[:2]
-        low = out.heatmap.detach().float().cpu()[None, None]
-        heat = F.interpolate(low, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
-        lo, hi = heat.min(), heat.max()
-        heat = (heat - lo) / (hi - lo + 1e-9)
+        heat = upsample_normalised(out.heatmap.detach().float().cpu(), (height, width))
         heatmap = heat.numpy().astype(np.float32)
         if out.mask is not None:
             mask = np.asarray(
@@ -334,7 +332,10 @@ def _from_folder(
             )
         # The manifest decides preprocessing and inference defaults for named models.
         config = {**config, **copy.deepcopy(spec.config), "method": spec.method}
-    model = build_for_loading(config["method"], config["architecture"])
+    try:
+        model = build_for_loading(config["method"], config["architecture"])
+    except ConfigError as exc:  # name the file, whichever method's config it is
+        raise ConfigError(f"{name}: {folder / CONFIG_NAME}: {exc}") from exc
     load_weights(model, folder / WEIGHTS_NAME, name)
     return Segmenter(model, config, name=name, device=device, dtype=dtype, spec=spec)
 

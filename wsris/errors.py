@@ -35,6 +35,11 @@ class ManifestError(WsrisError):
     exit_code = 4
 
 
+class ConfigError(ManifestError, ValueError):
+    """A config section (a model's architecture, a training recipe) with an unknown field
+    or a bad value; raised by :func:`wsris.strict.from_mapping` for every config."""
+
+
 class UnknownModelError(WsrisError, KeyError):
     """A model name that is neither in the manifest nor a path nor an hf-hub: reference."""
 

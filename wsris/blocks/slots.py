@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .maps import upsample_normalised
+
 COMBINE_MODES = ("product", "max", "avg", "min")
 
 
@@ -138,9 +140,7 @@ def top_entities_figure(
     entities = top_entities(a_slot, a_fuse, k)
     panels = [image.astype(np.uint8)]
     for e in entities:
-        m = F.interpolate(e.map[None, None], size=(h, w), mode="bilinear", align_corners=False)
-        m = m[0, 0]
-        m = ((m - m.min()) / (m.max() - m.min() + 1e-9)).numpy()
+        m = upsample_normalised(e.map, (h, w)).numpy()
         blend = (1 - alpha) * image.astype(np.float32) + alpha * _heat_colors(m)
         panels.append(np.clip(blend, 0, 255).astype(np.uint8))
     return np.concatenate(panels, axis=1), entities

@@ -1,8 +1,10 @@
-"""``wsris bench``: the performance benchmarks (``benchmarks/`` of a source checkout).
+"""``wsris bench`` (deprecated, hidden; removed in 0.2): run ``make bench`` or
+``python -m benchmarks.run`` in a source checkout instead.
 
-The benchmarks are not part of the installed package: they live in the repository's
-``benchmarks/`` folder, next to ``wsris/``. This command finds that folder (from the
-current directory or from where ``wsris`` is installed in editable mode) and runs
+The benchmarks are not part of the installed package, so this is not a user command:
+they live in the repository's ``benchmarks/`` folder, next to ``wsris/``. This command
+finds that folder (from the current directory or from where ``wsris`` is installed in
+editable mode) and runs
 ``python -m benchmarks.run`` with the same options in a fresh process, so that the
 runner can set ``OMP_WAIT_POLICY`` before PyTorch is imported.
 """
@@ -28,7 +30,7 @@ def find_checkout() -> Path | None:
     return None
 
 
-@click.command("bench")
+@click.command("bench", hidden=True, deprecated=True)
 @click.option("--quick", is_flag=True, help="Tiny models only, few repetitions (about a minute).")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when present), cpu, cuda, cuda:N.")
@@ -46,7 +48,9 @@ def find_checkout() -> Path | None:
 def bench_command(quick: bool, device: str, bf16: bool, sizes: str | None,
                   sections: str | None, reps: int | None, threads: int | None,
                   json_path: Path | None) -> None:
-    """Time chunk and SaG inference against the upstream way of computing the same maps,
+    """Deprecated: run `make bench` (or python -m benchmarks.run) in a source checkout.
+
+    Time chunk and SaG inference against the upstream way of computing the same maps,
     the mask proposals and the evaluation loop; print a table and write JSON.
 
     \b

@@ -193,3 +193,30 @@ class CachedShapes(ShapesRef):
     def __repr__(self) -> str:
         return (f"CachedShapes({str(self.folder)!r}, split={self.split!r}, "
                 f"variant={self.variant!r}, seed={self.seed}, n={self.length})")
+
+
+def open_cached_shapes(split: str, folder: Path, params: dict[str, Any]) -> CachedShapes:
+    """``shapes:SPLIT?cache=DIR&length=N[&variant=V&seed=S]``: the cache in DIR, written
+    there first (on every core) when DIR does not exist yet; an existing cache must hold
+    exactly the scenes the spec names."""
+    unknown = sorted(set(params) - {"variant", "seed", "length"})
+    if unknown or "length" not in params:
+        raise InvalidInputError(
+            f"a cached shapes spec takes length (required), variant and seed; got {sorted(params)}"
+        )
+    want = {"split": split, "variant": str(params.get("variant", "default")),
+            "seed": int(params.get("seed", 0)), "n": int(params["length"])}
+    if not (folder / "cache.json").is_file():
+        import os
+
+        from tqdm.auto import tqdm
+
+        with tqdm(total=want["n"], unit="scene", desc=f"caching {folder.name}") as bar:
+            write_shapes_cache(folder, split, want["n"], variant=want["variant"],
+                               seed=want["seed"], workers=os.cpu_count() or 1,
+                               progress=bar.update)
+    data = CachedShapes(folder)
+    have = {"split": data.split, "variant": data.variant, "seed": data.seed, "n": len(data)}
+    if have != want:
+        raise InvalidInputError(f"the cache in {folder} holds {have}, the spec asks for {want}")
+    return data

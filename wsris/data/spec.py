@@ -9,12 +9,21 @@
   ``DATASET:SPLIT@ROOT`` uses the dataset's usual split-by (unc; umd for refcocog).
 * ``phrasecut:SPLIT@ROOT`` - VGPhraseCut (train, val, test, miniv) under ROOT, the folder
   holding ``refer_<split>.json`` and ``images/``.
+* ``cache:DIR`` - Shapes-Ref scenes pre-rendered by ``wsris data cache``.
+
+A Shapes-Ref spec may end in options, ``?key=value&...``: ``variant``, ``seed``,
+``length``, any :class:`~wsris.data.shapes.ShapesConfig` field (e.g. ``image_size``), and
+``cache=DIR`` for the same scenes pre-rendered once into DIR (written on first use; an
+existing cache must hold exactly the scenes the spec names). Training recipes and
+``wsris eval --data`` read this one grammar.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from ..errors import InvalidInputError
 from .base import ReferringDataset
@@ -24,25 +33,45 @@ __all__ = ["DataSpec", "parse_data_spec", "open_dataset"]
 
 @dataclass(frozen=True)
 class DataSpec:
-    kind: str  # "shapes", "refer" or "phrasecut"
+    kind: str  # "shapes", "refer", "phrasecut" or "cache"
     dataset: str
     split: str
     split_by: str | None = None
     variant: str = "default"
     root: Path | None = None
+    options: tuple[tuple[str, Any], ...] = ()  # shapes only: the ``?key=value`` options
 
     def __str__(self) -> str:
+        if self.kind == "cache":
+            return f"cache:{self.root}"
         if self.kind == "phrasecut":
             return f"phrasecut:{self.split}@{self.root}"
         if self.kind == "refer":
             return f"{self.dataset}:{self.split_by}:{self.split}@{self.root}"
         v = "" if self.variant == "default" else f"{self.variant}:"
-        return f"shapes:{v}{self.split}"
+        query = f"?{urlencode(self.options)}" if self.options else ""
+        return f"shapes:{v}{self.split}{query}"
+
+
+def _coerce(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
 
 
 def parse_data_spec(spec: str) -> DataSpec:
-    """Parse a ``--data`` value (see the module docstring)."""
+    """Parse a ``--data`` value or a recipe's data spec (see the module docstring)."""
     text = spec.strip()
+    if text.startswith("cache:"):
+        return DataSpec("cache", "shapes", "", root=Path(text[len("cache:"):]).expanduser())
+    text, _, query = text.partition("?")
+    options = tuple((k, _coerce(v)) for k, v in parse_qsl(query, keep_blank_values=True))
+    if query and not text.startswith(("shapes:", "shapes+:")):
+        raise InvalidInputError(f"bad data spec {spec!r}: options after '?' are only for "
+                                "shapes: data")
     if "@" in text:
         head, root = text.split("@", 1)
         parts = [p for p in head.split(":")]
@@ -74,7 +103,13 @@ def parse_data_spec(spec: str) -> DataSpec:
             if parts[0] == "shapes+":
                 raise InvalidInputError(f"bad data spec {spec!r}: shapes+ takes no variant")
             variant = parts[1]
-        return DataSpec("shapes", "shapes", parts[-1], variant=variant)
+        given = dict(options)
+        if "variant" in given:
+            if variant != "default":
+                raise InvalidInputError(f"bad data spec {spec!r}: the variant is given twice")
+            variant = str(given.pop("variant"))
+        return DataSpec("shapes", "shapes", parts[-1], variant=variant,
+                        options=tuple(given.items()))
     raise InvalidInputError(
         f"bad data spec {spec!r}: expected shapes:SPLIT, shapes:VARIANT:SPLIT, or "
         "DATASET:SPLIT_BY:SPLIT@ROOT for a REFER-format dataset"
@@ -89,6 +124,10 @@ def open_dataset(spec: str | DataSpec, *, seed: int = 0, length: int | None = No
     split's default length); ``image_root`` to REFER and PhraseCut datasets only.
     """
     s = parse_data_spec(spec) if isinstance(spec, str) else spec
+    if s.kind == "cache":
+        from .shapes_cache import CachedShapes
+
+        return CachedShapes(s.root).referring()
     if s.kind == "phrasecut":
         from .phrasecut import PhraseCutDataset
 
@@ -97,6 +136,14 @@ def open_dataset(spec: str | DataSpec, *, seed: int = 0, length: int | None = No
         from .refer import ReferDataset
 
         return ReferDataset(s.root, s.dataset, s.split_by, s.split, image_root=image_root)
+    params: dict[str, Any] = {"seed": seed, "length": length, **dict(s.options)}
+    cache = params.pop("cache", None)
+    if cache is not None:
+        from .shapes_cache import open_cached_shapes
+
+        given = {k: v for k, v in dict(s.options).items() if k != "cache"}
+        return open_cached_shapes(s.split, Path(str(cache)).expanduser(),
+                                  {**given, "variant": s.variant}).referring()
     from .shapes import ShapesRef
 
-    return ShapesRef(s.split, variant=s.variant, seed=seed, length=length).referring()
+    return ShapesRef(s.split, variant=s.variant, **params).referring()

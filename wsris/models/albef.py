@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ManifestError
+from ..strict import from_mapping
 from .bert import BertConfig, BertModel, FusionOutput
 
 STEMS = ("patch", "conv", "efficientnet_lite0")
@@ -123,16 +123,7 @@ class AlbefConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AlbefConfig:
         """Build from a ``config.json["architecture"]`` dict; unknown keys are an error."""
-        if not isinstance(d, dict):
-            raise ManifestError(f"architecture must be an object, got {type(d).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - fields)
-        if unknown:
-            raise ManifestError(f"unknown ALBEF architecture field(s): {unknown}")
-        try:
-            return cls(**d)
-        except (TypeError, ValueError) as exc:
-            raise ManifestError(f"invalid ALBEF architecture: {exc}") from exc
+        return from_mapping(cls, d, "ALBEF architecture")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import ManifestError
+from ..errors import ConfigError
+from ..strict import from_mapping
 
 
 @dataclass
@@ -79,48 +80,32 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "recipe") -> TrainConfig:
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{where}: expected a mapping at the top level")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ManifestError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
         from ..methods import is_method, method_names
 
-        if not is_method(raw.get("method")):
-            raise ManifestError(f"{where}: 'method' must be one of {', '.join(method_names())}")
-        if not isinstance(raw.get("model"), dict):
-            raise ManifestError(f"{where}: 'model' must be a mapping")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping at the top level")
+        unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
+        if not unknown and not is_method(raw.get("method")):
+            raise ConfigError(f"{where}: 'method' must be one of {', '.join(method_names())}")
+        if not unknown and not isinstance(raw.get("model"), dict):
+            raise ConfigError(f"{where}: 'model' must be a mapping")
         values = dict(raw)
-        values["optim"] = _sub(OptimConfig, raw.get("optim", {}), f"{where}: optim")
-        values["schedule"] = _sub(ScheduleConfig, raw.get("schedule", {}), f"{where}: schedule")
-        if "betas" in values["optim"].__dict__:
-            values["optim"].betas = tuple(values["optim"].betas)
-        return cls(**values)
+        values["optim"] = from_mapping(OptimConfig, raw.get("optim", {}), f"{where}: optim")
+        values["optim"].betas = tuple(values["optim"].betas)
+        values["schedule"] = from_mapping(ScheduleConfig, raw.get("schedule", {}),
+                                          f"{where}: schedule")
+        return from_mapping(cls, values, where)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         if not path.is_file():
-            raise ManifestError(f"recipe not found: {path}")
+            raise ConfigError(f"recipe not found: {path}")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise ManifestError(f"{path}: not valid YAML: {exc}") from exc
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         return cls.from_dict(raw, where=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _sub(cls: type, raw: Any, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ManifestError(f"{where}: expected a mapping")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ManifestError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-    try:
-        return cls(**raw)
-    except TypeError as exc:
-        raise ManifestError(f"{where}: {exc}") from exc

@@ -8,81 +8,23 @@ monitoring, never for the weak losses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InvalidInputError
 from ..images import to_model_input
 from ..text import TextBatch, Tokenizer
 
 
-def _coerce(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def _cached_shapes(split: str, folder: Path, params: dict[str, Any]):
-    """``shapes:SPLIT?cache=DIR&length=N[&variant=V&seed=S]``: the cache in DIR, written
-    there first (on every core) when DIR does not exist yet; an existing cache must hold
-    exactly the scenes the spec names."""
-    from ..data.shapes_cache import CachedShapes, write_shapes_cache
-
-    unknown = sorted(set(params) - {"variant", "seed", "length"})
-    if unknown or "length" not in params:
-        raise InvalidInputError(
-            f"a cached shapes spec takes length (required), variant and seed; got {sorted(params)}"
-        )
-    want = {"split": split, "variant": str(params.get("variant", "default")),
-            "seed": int(params.get("seed", 0)), "n": int(params["length"])}
-    if not (folder / "cache.json").is_file():
-        import os
-
-        from tqdm.auto import tqdm
-
-        with tqdm(total=want["n"], unit="scene", desc=f"caching {folder.name}") as bar:
-            write_shapes_cache(folder, split, want["n"], variant=want["variant"],
-                               seed=want["seed"], workers=os.cpu_count() or 1,
-                               progress=bar.update)
-    data = CachedShapes(folder)
-    have = {"split": data.split, "variant": data.variant, "seed": data.seed, "n": len(data)}
-    if have != want:
-        raise InvalidInputError(f"the cache in {folder} holds {have}, the spec asks for {want}")
-    return data
-
-
 def referring_dataset(spec: str):
-    """``shapes:SPLIT[?variant=V&seed=S&length=N&image_size=P]``, with ``&cache=DIR`` the
-    same scenes pre-rendered once into DIR (see :func:`_cached_shapes`), ``cache:DIR`` (a
-    cache written by ``wsris data cache``) or a spec the evaluation understands
-    (``refcoco+:unc:train@/path/to/refer``)."""
-    if spec.startswith("cache:"):
-        from ..data.shapes_cache import CachedShapes
+    """The dataset of a recipe's data spec: one grammar with ``wsris eval --data``
+    (:mod:`wsris.data.spec`), e.g. ``shapes:train?variant=attributes&length=5000``,
+    ``cache:DIR`` or ``refcoco+:unc:train@/path/to/refer``."""
+    from ..data.spec import open_dataset
 
-        return CachedShapes(Path(spec[len("cache:"):]).expanduser()).referring()
-    head, _, query = spec.partition("?")
-    params = {k: _coerce(v) for k, v in parse_qsl(query)}
-    if head.startswith("shapes:"):
-        from ..data.shapes import ShapesRef
-
-        split = head.split(":", 1)[1]
-        cache = params.pop("cache", None)
-        if cache is not None:
-            return _cached_shapes(split, Path(str(cache)).expanduser(), params).referring()
-        return ShapesRef(split, **params).referring()
-    if query:
-        raise InvalidInputError(f"{spec!r}: options after '?' are only for shapes: data")
-    from ..evaluation import load_dataset
-
-    return load_dataset(spec)
+    return open_dataset(spec)
 
 
 @dataclass

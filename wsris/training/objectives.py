@@ -48,16 +48,19 @@ def model_config(config: TrainConfig) -> dict[str, Any]:
 
 
 class Objective(nn.Module):
-    """Shared plumbing; subclasses implement ``forward`` and ``validate``."""
+    """Shared plumbing; subclasses implement ``forward`` (and may add ``validate``).
 
-    method = ""
+    The method is the recipe's (``config.method``); the registry picks the subclass.
+    """
+
+    method = ""  # informative only
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__()
         self.train_config = config
         self.device = device
         self.model_config = model_config(config)
-        self.model = build_model(self.method, self.model_config["architecture"])
+        self.model = build_model(config.method, self.model_config["architecture"])
         from .warm_start import initialise
 
         initialise(self.model, config.model.get("init", {}))
@@ -110,7 +113,7 @@ class Objective(nn.Module):
     def segmenter(self):
         from ..api import Segmenter
 
-        name = self.model_config.get("name", f"{self.method}-trained")
+        name = self.model_config.get("name", f"{self.train_config.method}-trained")
         return Segmenter(self.model, self.model_config, name=name, device=self.device)
 
     def localisation_metrics(self, limit: int, **options: Any) -> dict[str, float]:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ...blocks.affinity import patch_affinity, refine_with_affinity
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
+from ...blocks.maps import upsample_normalised
 from ...errors import InvalidInputError
 from ...models.albef import AlbefModel, VisionOutput
 from ...pipelines.base import LocalizationOutput
@@ -116,10 +117,7 @@ def proposal_image(image: np.ndarray) -> np.ndarray:
 
 def _normalised(low: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize to ``size`` and min-max to [0, 1], as the Segmenter does."""
-    up = F.interpolate(low[None, None].float(), size=size, mode="bilinear", align_corners=False)
-    up = up[0, 0]
-    up = (up - up.min()) / (up.max() - up.min() + 1e-9)
-    return up.numpy()
+    return upsample_normalised(low, size).numpy()
 
 
 def _parse(model: AlbefModel, options: dict[str, Any]) -> dict[str, Any]:

