@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.wsris-installed
 
 # timm needs torchvision; these are the builds that match each other on this kind of
-# machine (see README, "Installing"). Override with `make TORCH="torch==X torchvision==Y"`.
+# machine (see docs/install.md). Override with `make TORCH="torch==X torchvision==Y"`.
 ifeq ($(shell uname -m),aarch64)
 TORCH ?= torch==2.9.1 torchvision==0.24.1
 else
