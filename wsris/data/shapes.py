@@ -46,6 +46,9 @@ from .shapes_grammar import (
     variant_config,
     vocabulary,
 )
+from .shapes_grammar import LOCATIONS as LOCATIONS
+from .shapes_grammar import RELATIONS as RELATIONS
+from .shapes_grammar import SIZES as SIZES
 from .shapes_render import ShapesSample, generate_sample
 
 __all__ = [

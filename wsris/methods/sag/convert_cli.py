@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from ...model_ref import usage_lines
-
 
 @click.command("sag")
 @click.argument("model_best", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -69,5 +67,7 @@ def sag_command(
     )
     click.echo(f"dropped keys: {', '.join(source['dropped_keys']) or 'none'}")
     click.echo(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")
+    from ...model_ref import usage_lines  # light enough, but not needed for --help
+
     for line in usage_lines(out):
         click.echo(line)
