@@ -3,7 +3,7 @@
 The model has four parts, each a separate call so that inference can encode and discover
 the slots of an image once and then fuse any number of expressions against them:
 
-* :meth:`SagModel.encode_image`: timm ViT (only the patch tokens of the last block are
+* :meth:`SagModel.encode_image`: a ViT (only the patch tokens of the last block are
   used), a linear projection to ``D`` and a sine 2-D position encoding added to it;
 * :meth:`SagModel.discover`: the entity discovery module (paper Eq. 1-5): ``K = Kg * Ks``
   slots initialised from ``Kg`` learnable Gaussians, refined ``T`` times by one weight-shared
@@ -524,11 +524,14 @@ class SlotInitializer(nn.Module):
         self.slot_type = config.slot_type
         self.kg, self.ks, d = config.num_groups, config.slots_per_group, config.dim
         self.dim = d
+        # nn.init.normal_ (the same draws as torch.randn * std) is what loading skips on
+        # the meta device, see wsris.api.build_for_loading
         if self.slot_type == "query":
-            self.queries = nn.Parameter(torch.randn(self.kg * self.ks, d) * d**-0.5)
+            self.queries = nn.Parameter(nn.init.normal_(torch.empty(self.kg * self.ks, d),
+                                                        std=d**-0.5))
         else:
             n = self.kg if self.slot_type == "entity" else 1
-            self.mu = nn.Parameter(torch.randn(1, n, d) * d**-0.5)
+            self.mu = nn.Parameter(nn.init.normal_(torch.empty(1, n, d), std=d**-0.5))
             # variance about 1/D: noise on the same scale as the means
             self.log_sigma = nn.Parameter(torch.full((1, n, d), -math.log(d)))
 
@@ -619,11 +622,12 @@ class BroadcastDecoder(nn.Module):
 
 
 def build_vit(config: SagConfig) -> nn.Module:
-    """timm ``VisionTransformer`` with the sizes of ``config``, class token kept (it takes
-    part in attention as in the pretrained ViT) and no classifier head."""
+    """The ViT (:mod:`wsris.models.vit`, timm's parameter names) with the sizes of
+    ``config``, class token kept (it takes part in attention as in the pretrained ViT) and
+    no classifier head."""
     from functools import partial
 
-    from timm.models.vision_transformer import VisionTransformer
+    from .vit import VisionTransformer
 
     kwargs: dict[str, Any] = {}
     if config.stem == "conv":
@@ -638,9 +642,6 @@ def build_vit(config: SagConfig) -> nn.Module:
         num_heads=config.vit_heads,
         mlp_ratio=config.vit_mlp_ratio,
         qkv_bias=True,
-        num_classes=0,
-        global_pool="",
-        class_token=True,
         drop_path_rate=config.vit_drop_path,
         norm_layer=partial(nn.LayerNorm, eps=config.vit_ln_eps),
         **kwargs,
@@ -776,7 +777,7 @@ class SagModel(nn.Module):
         stem_features = None
         if isinstance(vit.patch_embed, EfficientNetStemPatchEmbed):
             x, stem_features = vit.patch_embed.forward_with_features(pixel_values)
-            x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))
+            x = vit.add_prefix_and_position(x)
             tokens = vit.norm(vit.blocks(x))[:, vit.num_prefix_tokens :]
         else:
             tokens = vit.forward_features(pixel_values)[:, vit.num_prefix_tokens :]
