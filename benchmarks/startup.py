@@ -11,9 +11,10 @@ In one run, each figure the median of ``--runs`` fresh processes:
   model, whole process;
 * the same call split into phases inside one process (a probe that does what the
   command does, step by step): ``interpreter`` (process wall minus everything below),
-  ``torch_import``, ``other_imports`` (wsris, its CLI and what loading the model and
-  segmenting import: timm/torchvision for the models that use timm, the pipeline, PIL,
-  OpenCV, higra...), ``model_load`` (``wsris.load``), ``first_call`` and ``later_call``
+  ``torch_import``, ``other_imports`` (wsris, its CLI, the method's pipeline and model
+  modules; what the first call needs, e.g. OpenCV and higra for the chunk method's
+  proposals, is imported by that call), ``model_load`` (``wsris.load``), ``first_call``
+  and ``later_call``
   (median of ``--later`` further calls, one expression each).
 
 ``overhead`` = everything that is neither the interpreter, nor torch's import, nor the
@@ -43,8 +44,9 @@ TEXT = "the large red circle"
 _PROBE = r"""
 import time
 t0 = time.perf_counter()
-import sys
+import os, sys
 model, image, text, later, out = sys.argv[1:6]
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as importing wsris first would
 import torch
 t1 = time.perf_counter()
 import wsris
@@ -53,13 +55,7 @@ from wsris.api import Segmenter  # noqa: F401
 from wsris.registry import get_spec
 import importlib
 spec = get_spec(model)
-importlib.import_module(f"wsris.pipelines.{spec.method}")
-importlib.import_module("wsris.models." + ("albef" if spec.method == "chunk" else "sag"))
-if spec.method == "chunk" or spec.config["architecture"].get("stem") == "efficientnet_lite0":
-    import timm  # noqa: F401  (what building these models imports)
-if spec.method == "chunk" and "proposals" in (spec.config["inference"].get("stages")
-                                              or ("proposals",)):
-    import cv2, higra  # noqa: F401,E401  (the chunk method's mask proposals)
+importlib.import_module(f"wsris.pipelines.{spec.method}")  # and the model it imports
 t2 = time.perf_counter()
 seg = wsris.load(model, device="cpu")
 t3 = time.perf_counter()
@@ -75,7 +71,8 @@ import json, statistics
 print(json.dumps({"in_process": t4 - t0, "torch_import": t1 - t0, "other_imports": t2 - t1,
                   "model_load": t3 - t2, "first_call": t4 - t3,
                   "later_call": statistics.median(laters) if laters else None,
-                  "modules": sorted(m for m in sys.modules if "." not in m)}))
+                  "modules": sorted(m for m in sys.modules if "." not in m
+                                    and not m.startswith("_"))}))
 """
 
 

@@ -8,10 +8,11 @@ size and thresholding. The per-method work is in the pipeline each method regist
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,26 @@ def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
         load(model)
 
 
+@contextlib.contextmanager
+def _no_normal_init_on_meta() -> Iterator[None]:
+    """``nn.init.normal_`` does nothing to meta tensors while this is active.
+
+    On the meta device ``normal_`` runs a reference kernel that imports ``torch._dynamo``
+    (about as long as importing torch itself); the values are never used there. Other
+    tensors, from any thread, get the real ``normal_``.
+    """
+    real = torch.nn.init.normal_
+
+    def normal_(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return tensor if tensor.is_meta else real(tensor, *args, **kwargs)
+
+    torch.nn.init.normal_ = normal_
+    try:
+        yield
+    finally:
+        torch.nn.init.normal_ = real
+
+
 def build_for_loading(method: str, architecture: dict[str, Any]) -> torch.nn.Module:
     """The model of ``architecture`` with its parameters left uninitialised, for a strict
     load that overwrites every one of them: built on the meta device and then given
@@ -125,7 +146,7 @@ def build_for_loading(method: str, architecture: dict[str, Any]) -> torch.nn.Mod
     ordinary way.
     """
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), _no_normal_init_on_meta():
             model = build_model(method, architecture)
     except Exception:  # any construction that needs real values
         return build_model(method, architecture)
@@ -134,7 +155,9 @@ def build_for_loading(method: str, architecture: dict[str, Any]) -> torch.nn.Mod
     params = [name for name, _ in model.named_parameters(remove_duplicate=False)]
     if any(b not in in_file for b in buffers) or len(params) != len(dict(model.named_parameters())):
         return build_model(method, architecture)
-    return model.to_empty(device="cpu")
+    # what model.to_empty(device="cpu") does, but torch.empty_like on a meta tensor runs
+    # a reference kernel that imports sympy (seconds of start-up); torch.empty does not
+    return model._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device="cpu"))
 
 
 class Segmenter:

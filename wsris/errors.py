@@ -25,6 +25,10 @@ class ImageError(InvalidInputError):
     """An image that cannot be read or is not a usable picture."""
 
 
+class NoImagesError(ImageError):
+    """A folder with no image in it, or a glob pattern that matches no file."""
+
+
 class TextError(InvalidInputError):
     """Text that is empty, tokenizes to nothing, or is otherwise unusable."""
 

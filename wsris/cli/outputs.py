@@ -165,6 +165,15 @@ class OutputPlan:
                 return
         raise KeyError(path)
 
+    def drop(self, paths: Iterable[Path]) -> None:
+        """Leave ``paths`` out of this run (their input was skipped): their temporary
+        files are removed now and :meth:`commit` does not write them."""
+        gone = {Path(p) for p in paths}
+        for planned in [p for p in self.files if p.path in gone]:
+            if planned.temp is not None:
+                planned.temp.unlink(missing_ok=True)
+            self.files.remove(planned)
+
     def commit(self) -> None:
         """Rename every temporary file into place and remove stale numbered files."""
         umask = os.umask(0)

@@ -10,20 +10,29 @@
 
 from __future__ import annotations
 
-from .base import ReferringDataset, RefSample
-from .export import export_shapes
-from .masks import polygons_to_mask, rle_decode, rle_encode, segmentation_to_mask
-from .phrasecut import PhraseCutDataset
-from .refer import ReferDataset, load_refs
-from .shapes import (
-    ShapesConfig,
-    ShapesRef,
-    ShapesReferring,
-    ShapesSample,
-    generate_sample,
-    variant_config,
-)
-from .spec import DataSpec, open_dataset, parse_data_spec
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so the text side can read Shapes-Ref's words
+# without OpenCV and the dataset readers.
+_EXPORTS = {
+    "ReferringDataset": ".base", "RefSample": ".base",
+    "export_shapes": ".export",
+    "polygons_to_mask": ".masks", "rle_decode": ".masks", "rle_encode": ".masks",
+    "segmentation_to_mask": ".masks",
+    "PhraseCutDataset": ".phrasecut",
+    "ReferDataset": ".refer", "load_refs": ".refer",
+    "ShapesConfig": ".shapes", "ShapesRef": ".shapes", "ShapesReferring": ".shapes",
+    "ShapesSample": ".shapes", "generate_sample": ".shapes", "variant_config": ".shapes",
+    "DataSpec": ".spec", "open_dataset": ".spec", "parse_data_spec": ".spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DataSpec",

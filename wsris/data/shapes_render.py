@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..errors import DatasetError, InvalidInputError
@@ -107,6 +106,8 @@ _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 
 def _shape_mask(shape: str, cx: float, cy: float, d: float, angle: float, size: int
                 ) -> np.ndarray:
+    import cv2  # here, not at import: the text side imports this module for its words
+
     canvas = np.zeros((size, size), dtype=np.uint8)
     k = 1 << _SHIFT
     # OpenCV puts pixel centres on integer coordinates; ours are at +0.5.
@@ -126,6 +127,8 @@ def _muted_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, cfg: ShapesConfig) -> np.ndarray:
+    import cv2  # here, not at import: the text side imports this module for its words
+
     n = cfg.image_size
     c1, c2 = _muted_colour(rng), _muted_colour(rng)
     kind = int(rng.integers(3))

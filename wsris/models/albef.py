@@ -3,7 +3,8 @@
 Parameter names follow ALBEF's public checkpoints (``shared/reference/albef.md``), so
 converting them is a renaming:
 
-- ``visual_encoder``: a timm ``VisionTransformer`` (ViT-B/16 at 384 px for ALBEF-base),
+- ``visual_encoder``: a ViT (:mod:`wsris.models.vit`, with timm's parameter names;
+  ViT-B/16 at 384 px for ALBEF-base),
 - ``text_encoder``: :class:`~wsris.models.bert.BertModel`, text-only layers then fusion
   layers that cross-attend to the image tokens,
 - ``itm_head`` (match = class 1) on the fused text [CLS], ``vision_proj`` /
@@ -179,9 +180,9 @@ class CrossAttentionForward:
 
 
 def vit_attention_probs(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Post-softmax self-attention probabilities of a timm ``Attention`` for input ``x``.
+    """Post-softmax self-attention probabilities of a ViT ``Attention`` for input ``x``.
 
-    timm computes attention with a fused kernel that never materialises the
+    The ViT computes attention with a fused kernel that never materialises the
     probabilities (and skips ``attn_drop``), so they are recomputed here from the
     module's own ``qkv``, ``q_norm``/``k_norm`` and ``scale``: one extra projection for
     one block. Returned in float32, before dropout.
@@ -200,7 +201,7 @@ class AlbefModel(nn.Module):
 
     def __init__(self, config: AlbefConfig) -> None:
         super().__init__()
-        from timm.models.vision_transformer import VisionTransformer
+        from .vit import VisionTransformer
 
         self.config = config
         stem: dict[str, Any] = {}
@@ -217,8 +218,6 @@ class AlbefModel(nn.Module):
         self.visual_encoder = VisionTransformer(
             img_size=config.image_size,
             patch_size=config.patch_size,
-            num_classes=0,
-            global_pool="token",
             embed_dim=config.vision_width,
             depth=config.vision_depth,
             num_heads=config.vision_heads,
@@ -245,10 +244,7 @@ class AlbefModel(nn.Module):
         depth = len(vit.blocks)
         if attention_block is not None and not 0 <= attention_block < depth:
             raise ValueError(f"attention_block {attention_block} not in [0, {depth})")
-        x = vit.patch_embed(pixel_values)
-        x = vit._pos_embed(x)
-        x = vit.patch_drop(x)
-        x = vit.norm_pre(x)
+        x = vit.add_prefix_and_position(vit.patch_embed(pixel_values))
         probs = None
         for i, block in enumerate(vit.blocks):
             if i == attention_block:

@@ -29,7 +29,7 @@ def _set_patch_grid(
 class ConvStemPatchEmbed(nn.Module):
     """Departure for tiny models: ``log2(patch)`` stride-2 3x3 convolutions with batch norm
     and GELU, then a 1x1 projection, in place of timm's single patchify convolution. Same
-    interface as ``timm.layers.PatchEmbed`` as far as ``VisionTransformer`` uses it."""
+    interface as :class:`wsris.models.vit.PatchEmbed`."""
 
     dynamic_img_pad = False
 
@@ -95,12 +95,11 @@ class EfficientNetStemPatchEmbed(nn.Module):
         **_: Any,
     ) -> None:
         super().__init__()
-        import timm
+        from .vit import efficientnet_lite0_stride8
 
         if _set_patch_grid(self, img_size, patch_size) != 8 or in_chans != 3:
             raise ValueError("the EfficientNet-Lite0 stem needs patch_size 8 and RGB input")
-        net = timm.create_model("efficientnet_lite0", pretrained=False)
-        self.backbone = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:3])
+        self.backbone = efficientnet_lite0_stride8()
         self.frozen = frozen
         if frozen:
             self.backbone.requires_grad_(False)

@@ -3,7 +3,7 @@
 The model has four parts, each a separate call so that inference can encode and discover
 the slots of an image once and then fuse any number of expressions against them:
 
-* :meth:`SagModel.encode_image`: timm ViT (only the patch tokens of the last block are
+* :meth:`SagModel.encode_image`: a ViT (only the patch tokens of the last block are
   used), a linear projection to ``D`` and a sine 2-D position encoding added to it;
 * :meth:`SagModel.discover`: the entity discovery module (paper Eq. 1-5): ``K = Kg * Ks``
   slots initialised from ``Kg`` learnable Gaussians, refined ``T`` times by one weight-shared
@@ -133,7 +133,7 @@ class SagModel(nn.Module):
         stem_features = None
         if isinstance(vit.patch_embed, EfficientNetStemPatchEmbed):
             x, stem_features = vit.patch_embed.forward_with_features(pixel_values)
-            x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))
+            x = vit.add_prefix_and_position(x)
             tokens = vit.norm(vit.blocks(x))[:, vit.num_prefix_tokens :]
         else:
             tokens = vit.forward_features(pixel_values)[:, vit.num_prefix_tokens :]

@@ -264,11 +264,14 @@ class SlotInitializer(nn.Module):
         self.slot_type = config.slot_type
         self.kg, self.ks, d = config.num_groups, config.slots_per_group, config.dim
         self.dim = d
+        # nn.init.normal_ (the same draws as torch.randn * std) is what loading skips on
+        # the meta device, see wsris.api.build_for_loading
         if self.slot_type == "query":
-            self.queries = nn.Parameter(torch.randn(self.kg * self.ks, d) * d**-0.5)
+            self.queries = nn.Parameter(nn.init.normal_(torch.empty(self.kg * self.ks, d),
+                                                        std=d**-0.5))
         else:
             n = self.kg if self.slot_type == "entity" else 1
-            self.mu = nn.Parameter(torch.randn(1, n, d) * d**-0.5)
+            self.mu = nn.Parameter(nn.init.normal_(torch.empty(1, n, d), std=d**-0.5))
             # variance about 1/D: noise on the same scale as the means
             self.log_sigma = nn.Parameter(torch.full((1, n, d), -math.log(d)))
 
@@ -359,11 +362,12 @@ class BroadcastDecoder(nn.Module):
 
 
 def build_vit(config: SagConfig) -> nn.Module:
-    """timm ``VisionTransformer`` with the sizes of ``config``, class token kept (it takes
-    part in attention as in the pretrained ViT) and no classifier head."""
+    """The ViT (:mod:`wsris.models.vit`, timm's parameter names) with the sizes of
+    ``config``, class token kept (it takes part in attention as in the pretrained ViT) and
+    no classifier head."""
     from functools import partial
 
-    from timm.models.vision_transformer import VisionTransformer
+    from .vit import VisionTransformer
 
     kwargs: dict[str, Any] = {}
     if config.stem == "conv":
@@ -378,9 +382,6 @@ def build_vit(config: SagConfig) -> nn.Module:
         num_heads=config.vit_heads,
         mlp_ratio=config.vit_mlp_ratio,
         qkv_bias=True,
-        num_classes=0,
-        global_pool="",
-        class_token=True,
         drop_path_rate=config.vit_drop_path,
         norm_layer=partial(nn.LayerNorm, eps=config.vit_ln_eps),
         **kwargs,

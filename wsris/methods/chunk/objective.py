@@ -16,11 +16,13 @@ similarity means nothing yet learns from them at once, where similarity-weighted
 kept its ITM loss at the prior in our trials), ``chunk_losses_from_step`` [0] (start the chunk
 losses once matching is learned), ``box`` [0] and ``semi`` [0] with ``semi_fraction``
 [0.0] (the share of samples whose true mask counts as labelled), ``gradcam_layer``
-[the model's default].
+[the model's default], ``text_negatives`` [false] (also pair every caption, one content
+word swapped, with its own image as an ITM negative; see :mod:`.text_negatives`).
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import torch
@@ -38,6 +40,7 @@ from .losses import (
     semi_loss,
 )
 from .noun_chunks import chunk_batch
+from .text_negatives import SHAPES_REF_SWAPS, build_swap_table, perturb_caption
 
 DEFAULTS: dict[str, Any] = {
     "itc": 1.0,
@@ -53,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "semi": 0.0,
     "semi_fraction": 0.0,
     "gradcam_layer": None,
+    "text_negatives": False,
 }
 
 
@@ -96,6 +100,7 @@ class ChunkObjective(Objective):
                 f"recipe: loss.inter_reduction must be one of {PIXEL_REDUCTIONS}, got "
                 f"{self.weights['inter_reduction']!r}"
             )
+        self.swap_table = build_swap_table(SHAPES_REF_SWAPS)
 
     def _itc(self, img_f, txt_f, image_index) -> tuple[torch.Tensor, torch.Tensor]:
         temp = self.model.temp.clamp(0.001, 0.5)
@@ -147,6 +152,11 @@ class ChunkObjective(Objective):
             out = m.fuse(txt[texts], mask[texts], IndexedImages(img, images))
             logits.append(m.itm_logits(out.hidden))
             labels.append(torch.zeros_like(texts))
+        if w["text_negatives"]:
+            neg_logits = self._perturbed_logits(batch.text.texts, img, image_index)
+            if neg_logits is not None:
+                logits.append(neg_logits)
+                labels.append(torch.zeros(len(neg_logits), dtype=torch.long, device=self.device))
         logits_all, labels_all = torch.cat(logits), torch.cat(labels)
         itm = F.cross_entropy(logits_all.float(), labels_all)
         itm_acc = (logits_all.argmax(dim=1) == labels_all).float().mean()
@@ -180,6 +190,24 @@ class ChunkObjective(Objective):
                     total = total + float(w["semi"]) * ls
                     terms["semi"] = ls.detach()
         return {"loss": total, **terms}
+
+    def _perturbed_logits(
+        self, texts: list[str], img: torch.Tensor, image_index: torch.Tensor
+    ) -> torch.Tensor | None:
+        """ITM logits of each caption with one word swapped, against its own image (None
+        when no caption has a swappable word). Seeded by the step, so a resumed run draws
+        the same swaps."""
+        rng = random.Random(int(self.train_config.seed) * 1_000_003 + self.step)
+        swapped = [perturb_caption(t, self.swap_table, rng) for t in texts]
+        rows = [i for i, t in enumerate(swapped) if t is not None]
+        if not rows:
+            return None
+        tb = self.tokenizer([swapped[i] for i in rows]).to(self.device)
+        m = self.model
+        txt = m.encode_text(tb.input_ids, tb.attention_mask)
+        index = image_index[torch.tensor(rows, device=image_index.device)]
+        out = m.fuse(txt, tb.attention_mask, IndexedImages(img, index))
+        return m.itm_logits(out.hidden)
 
     @torch.no_grad()
     def validate(self, limit: int) -> dict[str, float]:
