@@ -17,7 +17,9 @@ kept its ITM loss at the prior in our trials), ``chunk_losses_from_step`` [0] (s
 losses once matching is learned), ``box`` [0] and ``semi`` [0] with ``semi_fraction``
 [0.0] (the share of samples whose true mask counts as labelled), ``gradcam_layer``
 [the model's default], ``text_negatives`` [false] (also pair every caption, one content
-word swapped, with its own image as an ITM negative; see :mod:`.text_negatives`).
+word swapped, with its own image as an ITM negative; see :mod:`.text_negatives`),
+``filter_false_negatives`` [false] (Shapes-Ref only: never draw as an ITM negative a text
+whose head phrase fits an object of the image; see :mod:`.false_negatives`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...errors import ManifestError
 from ...models.bert import IndexedImages
 from ...training.objectives import Objective
+from .false_negatives import describable, drop_describable, scene_index
 from .losses import (
     PIXEL_REDUCTIONS,
     box_loss,
@@ -57,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "semi_fraction": 0.0,
     "gradcam_layer": None,
     "text_negatives": False,
+    "filter_false_negatives": False,
 }
 
 
@@ -139,6 +143,9 @@ class ChunkObjective(Objective):
         with torch.no_grad():
             hard = self.step >= int(w["hard_negatives_from_step"])
             w_img, w_txt = negative_weights(sim, image_index, hard)
+            if w["filter_false_negatives"]:
+                possible = self._describable(batch).to(w_img.device)
+                w_img, w_txt = drop_describable(w_img, w_txt, possible, image_index)
             neg_img = _sample_rows(w_img)
             neg_txt = _sample_rows(w_txt)
         # Both kinds of negative pair go through the fusion layers in one call, so each
@@ -190,6 +197,22 @@ class ChunkObjective(Objective):
                     total = total + float(w["semi"]) * ls
                     terms["semi"] = ls.detach()
         return {"loss": total, **terms}
+
+    def _describable(self, batch) -> torch.Tensor:
+        """``[B_txt, B_img]``: text may describe image, from the scenes' object attributes
+        in the dataset of the current curriculum stage."""
+        if not hasattr(self, "_stages"):
+            self._stages = self.train_stages()
+        data = next(d for until, d in self._stages if until is None or self.step < until)
+        if not hasattr(data, "scene"):
+            raise ManifestError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
+        n_img = int(batch.pixel_values.shape[0])
+        first = {}
+        for t, b in enumerate(batch.image_index.tolist()):
+            first.setdefault(b, t)
+        scenes = [data.scene(scene_index(batch.sample_ids[first[b]])).objects
+                  for b in range(n_img)]
+        return describable(batch.text.texts, scenes)
 
     def _perturbed_logits(
         self, texts: list[str], img: torch.Tensor, image_index: torch.Tensor
