@@ -41,7 +41,7 @@ from ..losses.chunk import (
 from ..methods.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ..models.bert import IndexedImages
 from ..noun_chunks import chunk_batch
-from .false_negatives import describable, drop_describable, scene_index
+from .false_negatives import batch_describable, drop_describable
 from .objectives import Objective
 from .text_negatives import SHAPES_REF_SWAPS, build_swap_table, perturb_caption
 
@@ -199,20 +199,10 @@ class ChunkObjective(Objective):
         return {"loss": total, **terms}
 
     def _describable(self, batch) -> torch.Tensor:
-        """``[B_txt, B_img]``: text may describe image, from the scenes' object attributes
-        in the dataset of the current curriculum stage."""
+        """``[B_txt, B_img]``: text may describe image (:mod:`.false_negatives`)."""
         if not hasattr(self, "_stages"):
             self._stages = self.train_stages()
-        data = next(d for until, d in self._stages if until is None or self.step < until)
-        if not hasattr(data, "scene"):
-            raise ManifestError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
-        n_img = int(batch.pixel_values.shape[0])
-        first = {}
-        for t, b in enumerate(batch.image_index.tolist()):
-            first.setdefault(b, t)
-        scenes = [data.scene(scene_index(batch.sample_ids[first[b]])).objects
-                  for b in range(n_img)]
-        return describable(batch.text.texts, scenes)
+        return batch_describable(self._stages, self.step, batch)
 
     def _perturbed_logits(
         self, texts: list[str], img: torch.Tensor, image_index: torch.Tensor
