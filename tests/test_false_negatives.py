@@ -7,14 +7,14 @@ from types import SimpleNamespace as Obj
 import pytest
 import torch
 
-from wsris.methods.chunk.false_negatives import (
+from wsris.training import TrainConfig
+from wsris.training.false_negatives import (
     describable,
     drop_describable,
     head_attributes,
     may_describe,
     scene_index,
 )
-from wsris.training import TrainConfig
 from wsris.training.objectives import build_objective
 
 RED_CIRCLE = Obj(size="large", colour="red", shape="circle")
@@ -75,3 +75,18 @@ def test_objective_filters_with_the_scenes_of_its_own_training_data():
     assert torch.equal(possible, describable([s.text for s in samples], scenes))
     out = obj(batch)
     assert torch.isfinite(out["loss"])
+
+
+def test_c3_leaves_excluded_images_out_of_the_softmax_but_never_the_own_image():
+    from wsris.methods.sag.losses import c3_loss
+
+    torch.manual_seed(0)
+    z, text = torch.randn(3, 2, 4), torch.randn(2, 4)
+    index = torch.tensor([0, 1])
+    logits = torch.einsum("ijd,jd->ji", z, text)  # [texts, images]
+    exclude = torch.tensor([[True, False, True], [False, True, False]])
+    got = c3_loss(z, text, image_index=index, exclude=exclude)
+    # text 0 keeps images 0 (own) and 1; text 1 keeps 0 and 1 (own) and 2
+    want = (-(logits[0, 0] - torch.logsumexp(logits[0, :2], 0))
+            - (logits[1, 1] - torch.logsumexp(logits[1], 0))) / 2
+    assert torch.isclose(got, want, atol=1e-5)

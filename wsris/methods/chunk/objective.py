@@ -19,7 +19,7 @@ losses once matching is learned), ``box`` [0] and ``semi`` [0] with ``semi_fract
 [the model's default], ``text_negatives`` [false] (also pair every caption, one content
 word swapped, with its own image as an ITM negative; see :mod:`.text_negatives`),
 ``filter_false_negatives`` [false] (Shapes-Ref only: never draw as an ITM negative a text
-whose head phrase fits an object of the image; see :mod:`.false_negatives`).
+whose head phrase fits an object of the image; see :mod:`wsris.training.false_negatives`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...errors import ManifestError
 from ...models.bert import IndexedImages
+from ...training.false_negatives import batch_describable, drop_describable
 from ...training.objectives import Objective
-from .false_negatives import describable, drop_describable, scene_index
 from .losses import (
     PIXEL_REDUCTIONS,
     box_loss,
@@ -199,20 +199,10 @@ class ChunkObjective(Objective):
         return {"loss": total, **terms}
 
     def _describable(self, batch) -> torch.Tensor:
-        """``[B_txt, B_img]``: text may describe image, from the scenes' object attributes
-        in the dataset of the current curriculum stage."""
+        """``[B_txt, B_img]``: text may describe image (:mod:`wsris.training.false_negatives`)."""
         if not hasattr(self, "_stages"):
             self._stages = self.train_stages()
-        data = next(d for until, d in self._stages if until is None or self.step < until)
-        if not hasattr(data, "scene"):
-            raise ManifestError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
-        n_img = int(batch.pixel_values.shape[0])
-        first = {}
-        for t, b in enumerate(batch.image_index.tolist()):
-            first.setdefault(b, t)
-        scenes = [data.scene(scene_index(batch.sample_ids[first[b]])).objects
-                  for b in range(n_img)]
-        return describable(batch.text.texts, scenes)
+        return batch_describable(self._stages, self.step, batch)
 
     def _perturbed_logits(
         self, texts: list[str], img: torch.Tensor, image_index: torch.Tensor

@@ -42,19 +42,26 @@ def c3_loss(
     scale: torch.Tensor | float = 1.0,
     image_index: torch.Tensor | None = None,
     stop_gradient: bool = True,
+    exclude: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 8: mean over texts of ``-log softmax_i(<z_ij, sg(x_j)>)`` at the text's image.
 
     ``image_index[j]`` is the batch index of text ``j``'s image (default: ``j``, one text
     per image). ``scale`` multiplies the logits (1 in the paper; a learnable scale with
-    L2-normalised text features is a departure for tiny models).
+    L2-normalised text features is a departure for tiny models). ``exclude``
+    ``[B_txt, B_img]`` bool (a departure): images left out of text ``j``'s softmax, e.g.
+    other images the text is known to describe too; a text's own image is never left out.
     """
     logits = c3_logits(z, text, scale, stop_gradient)
     if image_index is None:
         if logits.shape[0] != logits.shape[1]:
             raise ValueError("B_img != B_txt: pass image_index")
         image_index = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits, image_index.to(logits.device))
+    image_index = image_index.to(logits.device)
+    if exclude is not None:
+        own = F.one_hot(image_index, logits.shape[1]).bool()
+        logits = logits.masked_fill(exclude.to(logits.device) & ~own, float("-inf"))
+    return F.cross_entropy(logits, image_index)
 
 
 @torch.no_grad()

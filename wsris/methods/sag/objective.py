@@ -5,7 +5,10 @@ Loss weights (``loss:`` in the recipe): ``c3`` (1.0), ``recon`` (1.0) and
 models trains reconstruction alone first so that slots bind before C^3 pulls on them),
 ``frozen_text`` (false: a departure for small models whose pretrained text encoder is
 kept fixed; its features then depend on the text alone and are computed once per
-distinct expression, which takes the text encoder out of almost every step).
+distinct expression, which takes the text encoder out of almost every step),
+``filter_false_negatives`` (false; Shapes-Ref only: another image of the batch that a
+text's head phrase fits is left out of that text's C^3 softmax, see
+:mod:`wsris.training.false_negatives`).
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from typing import Any
 import torch
 
 from ...errors import ManifestError
+from ...training.false_negatives import batch_describable
 from ...training.objectives import Objective
 from .losses import c3_loss, c3_retrieval_accuracy, reconstruction_loss
 
 LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
-                                 "frozen_text": False}
+                                 "frozen_text": False, "filter_false_negatives": False}
 
 
 def _first_sample_per_image(data, limit: int) -> list[int]:
@@ -73,7 +77,12 @@ class SagObjective(Objective):
         out = self.model(batch.pixel_values, batch.text.input_ids, batch.text.attention_mask,
                          text=text)
         recon = reconstruction_loss(out.recon, out.recon_target, out.recon_splits)
-        c3 = c3_loss(out.z, out.text, out.logit_scale, batch.image_index)
+        exclude = None
+        if w["filter_false_negatives"]:
+            if not hasattr(self, "_stages"):
+                self._stages = self.train_stages()
+            exclude = batch_describable(self._stages, self.step, batch)
+        c3 = c3_loss(out.z, out.text, out.logit_scale, batch.image_index, exclude=exclude)
         c3_weight = 0.0 if self.step < int(w["recon_only_steps"]) else float(w["c3"])
         total = float(w["recon"]) * recon + c3_weight * c3
         acc = c3_retrieval_accuracy(out.z.detach(), out.text.detach(), batch.image_index)

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ...data.shapes import COLOURS, SHAPES, SIZES
+from ..data.shapes import COLOURS, SHAPES, SIZES
 
 #: Words that end an expression's head phrase ("the red circle | left of the square").
 HEAD_END = frozenset(
@@ -61,6 +61,24 @@ def describable(texts: Sequence[str], scenes: Sequence[Sequence[Any]]) -> torch.
     ``scenes[i]``)."""
     return torch.tensor([[may_describe(t, objs) for objs in scenes] for t in texts],
                         dtype=torch.bool).reshape(len(texts), len(scenes))
+
+
+def batch_describable(
+    stages: Sequence[tuple[int | None, Any]], step: int, batch: Any
+) -> torch.Tensor:
+    """``[B_txt, B_img]`` :func:`describable` for a training batch, the scenes read from
+    the dataset of the curriculum stage (``(until_step, dataset)`` pairs) at ``step``."""
+    from ..errors import ManifestError
+
+    data = next(d for until, d in stages if until is None or step < until)
+    if not hasattr(data, "scene"):
+        raise ManifestError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
+    first: dict[int, int] = {}
+    for t, b in enumerate(batch.image_index.tolist()):
+        first.setdefault(b, t)
+    n_img = int(batch.pixel_values.shape[0])
+    scenes = [data.scene(scene_index(batch.sample_ids[first[b]])).objects for b in range(n_img)]
+    return describable(batch.text.texts, scenes)
 
 
 def drop_describable(
