@@ -3,6 +3,11 @@ ITM pair ranking (own image vs another scene's expression) and the share of expr
 whose Grad-CAM ([CLS] and words averaged, the model's Grad-CAM layer) ranks the target
 first among the scene's objects, per expression kind.
 
+The pair ranking is also given over the pairs whose other expression is certainly false of
+the image (``itm_pair_certain_negatives``): on Shapes-Ref a random other scene's
+expression often describes an object of this scene as well (see
+wsris/training/false_negatives.py), and such a pair has no right order.
+
     python scripts/chunk_milestones.py MODEL [--limit 2000]
 """
 
@@ -18,6 +23,7 @@ import wsris
 from wsris.blocks.gradcam import compute_gradcam, sentence_map
 from wsris.data.shapes import ShapesRef
 from wsris.methods.chunk.validation import _picked
+from wsris.training.false_negatives import may_describe
 
 
 def main() -> None:
@@ -30,7 +36,7 @@ def main() -> None:
     data = ShapesRef("val").referring()
     layer = seg.config["inference"].get("gradcam_layer", model.config.default_gradcam_layer)
     picks: dict[str, list[float]] = {}
-    pairs = []
+    pairs, certain = [], []
     n = min(args.limit, len(data))
     for i in range(n):
         s = data[i]
@@ -43,6 +49,8 @@ def main() -> None:
             fused = model.fuse(text, both.attention_mask, image.expand(2, -1, -1))
             match = model.itm_logits(fused.hidden).softmax(-1)[:, 1]
         pairs.append(float(match[0] > match[1]))
+        if not may_describe(other.text, data.scene(i // data.per_scene).objects):
+            certain.append(pairs[-1])
         one = seg.tokenizer([s.text])
         with torch.enable_grad():
             cam = compute_gradcam(model, image, one.input_ids, one.attention_mask, layer)
@@ -51,7 +59,8 @@ def main() -> None:
         ok = float(_picked(smap, s.object_masks) == target)
         picks.setdefault(str(s.kind), []).append(ok)
         picks.setdefault("all", []).append(ok)
-    out = {"model": args.model, "samples": n, "itm_pair_balanced": float(np.mean(pairs))}
+    out = {"model": args.model, "samples": n, "itm_pair_balanced": float(np.mean(pairs)),
+           "itm_pair_certain_negatives": float(np.mean(certain)), "n_certain": len(certain)}
     out.update({f"pick_{k}": float(np.mean(v)) for k, v in picks.items()})
     out.update({f"n_{k}": len(v) for k, v in picks.items()})
     print(json.dumps(out, indent=1))
