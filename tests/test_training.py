@@ -123,6 +123,30 @@ def test_export_only_writes_the_checkpoints_weights(tmp_path):
 
 
 @pytest.mark.slow  # training runs
+def test_export_only_can_take_a_kept_step_instead_of_the_last(tmp_path):
+    from wsris.errors import WeightsNotAvailableError
+    from wsris.training import export_checkpoint
+
+    cfg = _config(tmp_path / "k")
+    cfg.optim.total_steps = 3
+    cfg.schedule.checkpoint_every = 1
+    cfg.schedule.keep_every = 2
+    train(cfg, progress=False)
+    kept = torch.load(tmp_path / "k" / "checkpoints" / "step2.pt", weights_only=True)
+    last = torch.load(tmp_path / "k" / "checkpoints" / "last.pt", weights_only=True)
+    assert (kept["step"], last["step"]) == (2, 3)
+    folder = export_checkpoint(_config(tmp_path / "k"), step=2)
+    assert folder.name == "model-step2"
+    import wsris
+
+    seg = wsris.load(folder)
+    name, value = next(iter(kept["model"].items()))
+    assert torch.equal(seg.model.state_dict()[name].float(), value.float())
+    with pytest.raises(WeightsNotAvailableError, match="step1.pt"):
+        export_checkpoint(_config(tmp_path / "k"), step=1)
+
+
+@pytest.mark.slow  # training runs
 def test_validate_only_reports_the_checkpoints_step_and_metrics(tmp_path):
     from wsris.training import validate_checkpoint
 

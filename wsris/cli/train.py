@@ -23,6 +23,9 @@ import click
               help="Continue from OUTPUT/checkpoints/last.pt when it exists.")
 @click.option("--export-only", is_flag=True,
               help="Do not train: export the last checkpoint's model to OUTPUT/model-stepN.")
+@click.option("--checkpoint-step", type=click.IntRange(min=0), default=None,
+              help="With --export-only: export the checkpoint kept at this step "
+              "(checkpoints/stepN.pt, see schedule.keep_every) instead of the last.")
 @click.option("--validate-only", is_flag=True,
               help="Do not train: run the recipe's validation on the last checkpoint and "
               "print it as JSON (--limit samples).")
@@ -38,6 +41,7 @@ def train_command(
     device: str | None,
     resume: bool,
     export_only: bool,
+    checkpoint_step: int | None,
     validate_only: bool,
     limit: int | None,
 ) -> None:
@@ -67,8 +71,10 @@ def train_command(
     if validate_only:
         click.echo(json.dumps(validate_checkpoint(config, limit), indent=1))
         return
+    if checkpoint_step is not None and not export_only:
+        raise click.UsageError("--checkpoint-step needs --export-only")
     if export_only:
-        click.echo(f"exported {export_checkpoint(config)}")
+        click.echo(f"exported {export_checkpoint(config, step=checkpoint_step)}")
         return
     result = train(config, resume=resume)
     if result.suffix == ".pt":

@@ -312,12 +312,14 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     return out / "model"
 
 
-def _objective_at_checkpoint(config: TrainConfig):
-    """The run's objective with the model of its last checkpoint, and that checkpoint."""
+def _objective_at_checkpoint(config: TrainConfig, step: int | None = None):
+    """The run's objective with the model of its last checkpoint (or of the kept
+    ``checkpoints/step{step}.pt``), and that checkpoint."""
     from ..errors import WeightsNotAvailableError
     from .objectives import build_objective
 
-    ckpt_path = Path(config.output_dir) / "checkpoints" / CHECKPOINT
+    name = CHECKPOINT if step is None else f"step{step}.pt"
+    ckpt_path = Path(config.output_dir) / "checkpoints" / name
     if not ckpt_path.is_file():
         raise WeightsNotAvailableError(f"no checkpoint at {ckpt_path}: train first")
     objective = build_objective(config, resolve_device(config.device))
@@ -326,11 +328,13 @@ def _objective_at_checkpoint(config: TrainConfig):
     return objective, state
 
 
-def export_checkpoint(config: TrainConfig, folder: Path | None = None) -> Path:
-    """Export the model of a run's last checkpoint (``OUTPUT/checkpoints/last.pt``) as a
-    model folder, e.g. from a run stopped by its time limit. Returns the folder
-    (default ``OUTPUT/model-step{N}``)."""
-    objective, state = _objective_at_checkpoint(config)
+def export_checkpoint(
+    config: TrainConfig, folder: Path | None = None, step: int | None = None
+) -> Path:
+    """Export the model of a run's last checkpoint (``OUTPUT/checkpoints/last.pt``), or of
+    the checkpoint kept at ``step`` (``schedule.keep_every``), as a model folder, e.g. from
+    a run stopped by its time limit. Returns the folder (default ``OUTPUT/model-step{N}``)."""
+    objective, state = _objective_at_checkpoint(config, step)
     step = int(state["step"])
     folder = Path(config.output_dir) / f"model-step{step}" if folder is None else Path(folder)
     return objective.export(folder, total_seconds=float(state.get("elapsed", 0.0)), step=step)
