@@ -19,7 +19,7 @@ def test_dry_run_checks_the_recipe_and_prints_the_training_command(tmp_path):
     out = _run("configs/sag_shapes.yaml", str(tmp_path / "run"), "--dry-run", "--minutes", "7",
                "--batch", "128", "--lr", "0.002")
     assert out.returncode == 0, out.stderr
-    assert "recipe ok: sag efficientnet_lite0 stem" in out.stdout
+    assert "recipe ok: sag conv stem" in out.stdout
     command = out.stdout.strip().splitlines()[-1]
     for part in ("train configs/sag_shapes.yaml", f"--output-dir {tmp_path / 'run'}",
                  "--device cuda", "--batch-size 128", "--lr 0.002", "--time-limit 7"):

@@ -8,7 +8,7 @@ kept fixed; its features then depend on the text alone and are computed once per
 distinct expression, which takes the text encoder out of almost every step),
 ``filter_false_negatives`` (false; Shapes-Ref only: another image of the batch that a
 text's head phrase fits is left out of that text's C^3 softmax, see
-:mod:`wsris.training.false_negatives`).
+:mod:`wsris.training.false_negatives`) from step ``false_negatives_from_step`` (0).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from ...training.objectives import Objective
 from .losses import c3_loss, c3_retrieval_accuracy, reconstruction_loss
 
 LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
-                                 "frozen_text": False, "filter_false_negatives": False}
+                                 "frozen_text": False, "filter_false_negatives": False,
+                                 "false_negatives_from_step": 0}
 
 
 def _first_sample_per_image(data, limit: int) -> list[int]:
@@ -78,7 +79,7 @@ class SagObjective(Objective):
                          text=text)
         recon = reconstruction_loss(out.recon, out.recon_target, out.recon_splits)
         exclude = None
-        if w["filter_false_negatives"]:
+        if w["filter_false_negatives"] and self.step >= int(w["false_negatives_from_step"]):
             if not hasattr(self, "_stages"):
                 self._stages = self.train_stages()
             exclude = batch_describable(self._stages, self.step, batch)
