@@ -39,3 +39,19 @@ def text_batch(lengths: list[int], max_len: int | None = None, seed: int = 1) ->
         word_ids.append([None] + list(range(n)) + [None] * (max_len - n - 1))
     texts = [" ".join(tok[1:]) for tok in tokens]
     return TextBatch(texts, ids, mask, tokens, word_ids)
+
+
+def tiny_chunk_objective(**loss):
+    """A chunk training objective on a tiny model and 32-px Shapes-Ref scenes, with the
+    given ``loss`` options, and its training data."""
+    from wsris.training import TrainConfig
+    from wsris.training.objectives import build_objective
+
+    cfg = TrainConfig.from_dict({
+        "method": "chunk",
+        "model": {"preset": "tiny", "architecture": {"image_size": 32}},
+        "data": {"train": "shapes:train?image_size=32&length=16"},
+        "loss": loss,
+    })
+    obj = build_objective(cfg, torch.device("cpu"))
+    return obj, obj.train_dataset()

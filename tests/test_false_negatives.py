@@ -6,8 +6,8 @@ from types import SimpleNamespace as Obj
 
 import pytest
 import torch
+from chunk_helpers import tiny_chunk_objective
 
-from wsris.training import TrainConfig
 from wsris.training.false_negatives import (
     describable,
     drop_describable,
@@ -15,7 +15,6 @@ from wsris.training.false_negatives import (
     may_describe,
     scene_index,
 )
-from wsris.training.objectives import build_objective
 
 RED_CIRCLE = Obj(size="large", colour="red", shape="circle")
 BLUE_SQUARE = Obj(size="small", colour="blue", shape="square")
@@ -57,14 +56,7 @@ def test_scene_index_reads_shapes_ref_sample_ids_only():
 
 
 def test_objective_filters_with_the_scenes_of_its_own_training_data():
-    cfg = TrainConfig.from_dict({
-        "method": "chunk",
-        "model": {"preset": "tiny", "architecture": {"image_size": 32}},
-        "data": {"train": "shapes:train?image_size=32&length=16"},
-        "loss": {"filter_false_negatives": True},
-    })
-    obj = build_objective(cfg, torch.device("cpu"))
-    data = obj.train_dataset()
+    obj, data = tiny_chunk_objective(filter_false_negatives=True)
     samples = [data[i] for i in range(8)]
     batch = obj.collate(samples)
     possible = obj._describable(batch)

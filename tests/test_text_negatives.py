@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 
 import torch
+from chunk_helpers import tiny_chunk_objective
 
 from wsris.data.shapes import COLOURS
 from wsris.methods.chunk.text_negatives import SHAPES_REF_SWAPS, build_swap_table, perturb_caption
-from wsris.training import TrainConfig
-from wsris.training.objectives import build_objective
 
 TABLE = build_swap_table(SHAPES_REF_SWAPS)
 
@@ -44,14 +43,7 @@ def test_same_seed_same_swap_and_no_swappable_word_gives_none():
 
 def test_objective_adds_one_negative_per_swappable_caption_and_trains():
     torch.manual_seed(0)
-    cfg = TrainConfig.from_dict({
-        "method": "chunk",
-        "model": {"preset": "tiny", "architecture": {"image_size": 32}},
-        "data": {"train": "shapes:train?image_size=32&length=16"},
-        "loss": {"text_negatives": True},
-    })
-    obj = build_objective(cfg, torch.device("cpu"))
-    data = obj.train_dataset()
+    obj, data = tiny_chunk_objective(text_negatives=True)
     batch = obj.collate([data[i] for i in range(8)])
     texts = batch.text.texts + ["the shape that is not a"]  # the last has nothing to swap
     img = obj.model.encode_image(batch.pixel_values).tokens
