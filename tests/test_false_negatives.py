@@ -59,7 +59,7 @@ def test_objective_filters_with_the_scenes_of_its_own_training_data():
     obj, data = tiny_chunk_objective(filter_false_negatives=True)
     samples = [data[i] for i in range(8)]
     batch = obj.collate(samples)
-    possible = obj._describable(batch)
+    possible = obj.describable(batch)
     for t in range(len(samples)):
         # a text always fits its own image
         assert possible[t, int(batch.image_index[t])]

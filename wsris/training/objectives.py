@@ -68,13 +68,20 @@ class Objective(nn.Module):
         self.tokenizer = Tokenizer.from_config(self.model_config["text"])
         self.collator = PairCollator(self.tokenizer, self.model_config["preprocessing"])
         self.step = 0
+        self._train_stages: list[tuple[int | None, Any]] | None = None
 
     def train_stages(self) -> list[tuple[int | None, Any]]:
         """``data.train`` as ``(until_step, dataset)`` pairs, the last open-ended.
 
         ``train`` is one data spec, or a curriculum: a list of ``{spec, until}`` stages,
-        e.g. attribute phrases only until step 3000, then the full data.
+        e.g. attribute phrases only until step 3000, then the full data. Opened once per
+        objective: the training loop and :meth:`describable` read the same datasets.
         """
+        if self._train_stages is None:
+            self._train_stages = self._open_train_stages()
+        return self._train_stages
+
+    def _open_train_stages(self) -> list[tuple[int | None, Any]]:
         raw = self.train_config.data.get("train")
         if isinstance(raw, str):
             return [(None, referring_dataset(raw))]
@@ -92,6 +99,14 @@ class Objective(nn.Module):
                 )
             stages.append((until, referring_dataset(stage["spec"])))
         return stages
+
+    def describable(self, batch) -> torch.Tensor:
+        """``[B_txt, B_img]``: which texts of a training batch may describe which of its
+        images, from the scenes of the current curriculum stage (Shapes-Ref only; see
+        :mod:`wsris.training.false_negatives`)."""
+        from .false_negatives import batch_describable
+
+        return batch_describable(self.train_stages(), self.step, batch)
 
     def train_dataset(self):
         """The dataset of the last (or only) training stage."""

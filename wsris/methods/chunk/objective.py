@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...errors import ManifestError
 from ...models.bert import IndexedImages
-from ...training.false_negatives import batch_describable, drop_describable
+from ...training.false_negatives import drop_describable
 from ...training.objectives import Objective
 from .losses import (
     PIXEL_REDUCTIONS,
@@ -144,7 +144,7 @@ class ChunkObjective(Objective):
             hard = self.step >= int(w["hard_negatives_from_step"])
             w_img, w_txt = negative_weights(sim, image_index, hard)
             if w["filter_false_negatives"]:
-                possible = self._describable(batch).to(w_img.device)
+                possible = self.describable(batch).to(w_img.device)
                 w_img, w_txt = drop_describable(w_img, w_txt, possible, image_index)
             neg_img = _sample_rows(w_img)
             neg_txt = _sample_rows(w_txt)
@@ -197,12 +197,6 @@ class ChunkObjective(Objective):
                     total = total + float(w["semi"]) * ls
                     terms["semi"] = ls.detach()
         return {"loss": total, **terms}
-
-    def _describable(self, batch) -> torch.Tensor:
-        """``[B_txt, B_img]``: text may describe image (:mod:`wsris.training.false_negatives`)."""
-        if not hasattr(self, "_stages"):
-            self._stages = self.train_stages()
-        return batch_describable(self._stages, self.step, batch)
 
     def _perturbed_logits(
         self, texts: list[str], img: torch.Tensor, image_index: torch.Tensor

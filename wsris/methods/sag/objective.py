@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from ...errors import ManifestError
-from ...training.false_negatives import batch_describable
 from ...training.objectives import Objective
 from .losses import c3_loss, c3_retrieval_accuracy, reconstruction_loss
 
@@ -80,9 +79,7 @@ class SagObjective(Objective):
         recon = reconstruction_loss(out.recon, out.recon_target, out.recon_splits)
         exclude = None
         if w["filter_false_negatives"] and self.step >= int(w["false_negatives_from_step"]):
-            if not hasattr(self, "_stages"):
-                self._stages = self.train_stages()
-            exclude = batch_describable(self._stages, self.step, batch)
+            exclude = self.describable(batch)
         c3 = c3_loss(out.z, out.text, out.logit_scale, batch.image_index, exclude=exclude)
         c3_weight = 0.0 if self.step < int(w["recon_only_steps"]) else float(w["c3"])
         total = float(w["recon"]) * recon + c3_weight * c3
