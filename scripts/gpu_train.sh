@@ -3,7 +3,7 @@
 # writes (checkpoints/last.pt, train_log.jsonl, val_log.jsonl) resumes on the CPU with
 # `wsris train RECIPE --output-dir RUN_DIR`. Works for either method (chunk or sag).
 #
-#   scripts/gpu_train.sh RECIPE RUN_DIR [--minutes 9] [--batch 256] [--lr X] [--dry-run]
+#   scripts/gpu_train.sh RECIPE RUN_DIR [--minutes 9] [--batch 256] [--lr X] [--steps N] [--dry-run]
 #
 # Wheels missing on the GPU machine can travel in .whl/ (see the device tool's README);
 # they are installed into /tmp/site first. Shapes-Ref training caches that the recipe names
@@ -13,15 +13,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { echo "usage: $0 RECIPE RUN_DIR [--minutes M] [--batch B] [--lr X] [--dry-run]" >&2; exit 2; }
+usage() { echo "usage: $0 RECIPE RUN_DIR [--minutes M] [--batch B] [--lr X] [--steps N] [--dry-run]" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 RECIPE=$1; RUN_DIR=$2; shift 2
-MINUTES=9; BATCH=256; LR=""; DRY=0
+MINUTES=9; BATCH=256; LR=""; STEPS=""; DRY=0
 while [ $# -gt 0 ]; do
   case $1 in
     --minutes) MINUTES=$2; shift 2 ;;
     --batch) BATCH=$2; shift 2 ;;
     --lr) LR=$2; shift 2 ;;
+    --steps) STEPS=$2; shift 2 ;;
     --dry-run) DRY=1; shift ;;
     *) usage ;;
   esac
@@ -40,6 +41,7 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 
 LR_ARG=()
 [ -n "$LR" ] && LR_ARG=(--lr "$LR")
+[ -n "$STEPS" ] && LR_ARG+=(--steps "$STEPS")
 CMD=("$PY" -m wsris.cli train "$RECIPE" --output-dir "$RUN_DIR" --device cuda
      --batch-size "$BATCH" "${LR_ARG[@]}" --time-limit "$MINUTES")
 "$PY" -c "

@@ -118,6 +118,29 @@ def test_map_shape_statistics_count_area_and_isolated_regions(monkeypatch):
     assert out["chunk_regions"] == 2.0
 
 
+def test_validation_without_spacy_leaves_out_only_chunk_regions(monkeypatch):
+    """Where spaCy is missing (a GPU image), validation warns and reports every metric
+    but the per-chunk region count, which needs noun chunks."""
+    from wsris.errors import NlpModelError
+    from wsris.methods.chunk import validation as chunk_validation
+
+    cfg = {**TINY, "data": {**TINY["data"], "val": "shapes:val?image_size=32&length=4"}}
+    obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))
+
+    def no_spacy():
+        raise NlpModelError("spaCy is not installed")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("noun chunks asked for without spaCy")
+
+    monkeypatch.setattr(chunk_validation, "load_nlp", no_spacy)
+    monkeypatch.setattr(chunk_validation, "chunk_batch", must_not_run)
+    with pytest.warns(UserWarning, match="chunk_regions left out"):
+        out = chunk_validation.matching_metrics(obj, limit=4)
+    assert math.isnan(out["chunk_regions"])
+    assert 0.0 <= out["gradcam_pick"] <= 1.0 and 0.0 <= out["itm_pair_balanced"] <= 1.0
+
+
 def test_loss_options_are_checked_when_the_objective_is_built():
     from wsris.errors import ManifestError
 
