@@ -5,7 +5,9 @@
 Loads OUTPUT/checkpoints/last.pt (or --checkpoint) into the recipe's model, discovers
 the slots of the first N Shapes-Ref val scenes (seeded sampling) and prints the mean
 best-slot IoU per object and the share of objects with a slot of IoU >= 0.5 and 0.75
-(the binding milestone of the SaG issue is a mean >= 0.7).
+(the binding milestone of the SaG issue is a mean >= 0.7), and the mean apart for objects
+whose colour is unique in their scene and those that share it with another object (a
+slot that groups by colour alone binds the first kind only).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def main() -> None:
     obj.model.load_state_dict(state["model"])
     obj.model.eval()
     data = referring_dataset(cfg.data.get("val", "shapes:val"))
-    ious = []
+    ious, shared = [], []
     with torch.no_grad():
         for scene in range(min(args.scenes, len(data) // data.per_scene)):
             sample = data[scene * data.per_scene]
@@ -43,6 +45,8 @@ def main() -> None:
             h, w = slots.grid
             masks = torch.stack([torch.from_numpy(m) for m in sample.object_masks])
             ious.append(best_slot_iou(slots.a_slot[0].reshape(-1, h, w), masks))
+            colours = [o.colour for o in data.scene(data.image_key(scene * data.per_scene)).objects]
+            shared.append(torch.tensor([colours.count(c) > 1 for c in colours]))
     iou = torch.cat(ious)
     half, most = float((iou >= 0.5).float().mean()), float((iou >= 0.75).float().mean())
     print(
@@ -50,6 +54,10 @@ def main() -> None:
         f"({len(iou)} objects in {len(ious)} scenes); IoU >= 0.5: {half:.3f}; "
         f">= 0.75: {most:.3f}"
     )
+    same = torch.cat(shared)
+    for name, pick in (("unique colour", ~same), ("shared colour", same)):
+        if pick.any():
+            print(f"  {name}: {float(iou[pick].mean()):.3f} over {int(pick.sum())} objects")
 
 
 if __name__ == "__main__":
