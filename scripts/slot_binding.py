@@ -1,6 +1,6 @@
 """Slot binding of a SaG training run: best-slot IoU per ground-truth object on val.
 
-    python scripts/slot_binding.py RECIPE.yaml [--scenes 100] [--checkpoint PATH]
+    python scripts/slot_binding.py RECIPE.yaml [--scenes 100] [--checkpoint PATH] [--iterations T]
 
 Loads OUTPUT/checkpoints/last.pt (or --checkpoint) into the recipe's model, discovers
 the slots of the first N Shapes-Ref val scenes (seeded sampling) and prints the mean
@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("recipe", type=Path)
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="slot-attention iterations at inference (default: the model's)")
     args = parser.parse_args()
     cfg = TrainConfig.from_yaml(args.recipe)
     obj = build_objective(cfg, torch.device("cpu"))
@@ -35,6 +37,8 @@ def main() -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     obj.model.load_state_dict(state["model"])
     obj.model.eval()
+    if args.iterations is not None:
+        obj.model.config.iterations = args.iterations
     data = referring_dataset(cfg.data.get("val", "shapes:val"))
     ious, shared = [], []
     with torch.no_grad():
