@@ -76,8 +76,6 @@ for r in results:
     code('''
 import time
 
-import numpy as np
-
 encoded = seg.encode(IMAGE)
 print(encoded)
 t0 = time.perf_counter()
@@ -86,7 +84,7 @@ t_encoded = time.perf_counter() - t0
 t0 = time.perf_counter()
 raw = [seg.segment(IMAGE, t) for t in texts]
 t_raw = time.perf_counter() - t0
-for a, b in zip(one_by_one, raw):
+for a, b in zip(one_by_one, raw, strict=True):
     assert np.array_equal(a.mask, b.mask) and np.array_equal(a.heatmap, b.heatmap)
 print(f"{len(texts)} phrases one at a time: {t_raw:.3f} s on the raw image, "
       f"{t_encoded:.3f} s on the encoded one (after the encode); identical results")'''),
@@ -95,7 +93,7 @@ print(f"{len(texts)} phrases one at a time: {t_raw:.3f} s on the raw image, "
 fig, axes = plt.subplots(1, len(results) + 1, figsize=(3.2 * (len(results) + 1), 3.4))
 axes[0].imshow(results[0].image)
 axes[0].set_title("input")
-for ax, r in zip(axes[1:], results):
+for ax, r in zip(axes[1:], results, strict=True):
     ax.imshow(r.overlay(color=MASK_COLOUR))
     ax.set_title(r.text, fontsize=9)
 for ax in axes:
@@ -134,6 +132,7 @@ print(sorted(p.name for p in out.iterdir()))'''),
        "--overlay overlay.png\nwsris segment examples/shapes_scene.png \"red circle\" \"cyan circle\" "
        "-m sag-shapes --json\n```\nRun here through the Python that runs this notebook:"),
     code('''
+import json
 import subprocess
 import sys
 
@@ -148,8 +147,6 @@ both = subprocess.run([*cli, "segment", str(IMAGE), "red circle", "cyan circle",
                        "-o", str(out / "cli.png"), "--json"],
                       capture_output=True, text=True, check=True).stdout
 print(both)
-import json
-
 assert [e["text"] for e in json.loads(both)["results"]] == ["red circle", "cyan circle"]
 # outputs are never overwritten silently: the same command again is refused (exit 11)
 again = subprocess.run([*cli, "segment", str(IMAGE), "red circle", "-m", "sag-shapes",
@@ -197,7 +194,7 @@ n = len(word_maps)
 fig, axes = plt.subplots(1, n + 1, figsize=(2.8 * (n + 1), 3))
 axes[0].imshow(r.image)
 axes[0].set_title("input")
-for ax, word, m in zip(axes[1:], st["words"], word_maps):
+for ax, word, m in zip(axes[1:], st["words"], word_maps, strict=False):
     ax.imshow(m, cmap="jet")
     ax.set_title(f"word: {word!r}")
 for ax in axes:
@@ -234,7 +231,7 @@ assert len(proposals) >= 7 and -1 <= chosen["index"] < chosen["count"]
 assert 0.0 <= chosen["iou"] <= 1.0 and chosen["tau"] == seg.config["inference"]["proposal_tau"]
 show = list(range(7)) + [chosen["index"]]
 fig, axes = plt.subplots(1, len(show), figsize=(2.4 * len(show), 2.8))
-for ax, k in zip(axes, show):
+for ax, k in zip(axes, show, strict=True):
     tint = small.copy()
     tint[proposals[k]] = (0.5 * tint[proposals[k]] + [0, 127, 0]).astype(np.uint8)
     ax.imshow(tint)
@@ -269,7 +266,7 @@ assert set(base) == {"random_object", "all_objects", "centre_box"}
 assert all(0.0 <= v <= 100.0 for v in [*scores.values(), *base.values()])
 fig, ax = plt.subplots(figsize=(7, 3.5))
 ax.bar(list(scores), list(scores.values()), color="tab:blue", label="albef-chunk-shapes")
-for (name, value), style in zip(base.items(), ("--", ":", "-.")):
+for (name, value), style in zip(base.items(), ("--", ":", "-."), strict=False):
     ax.axhline(value, color="gray", linestyle=style, label=f"baseline: {name}")
 ax.set_ylabel("mIoU (%)")
 ax.set_xlabel("pipeline stages")
@@ -385,7 +382,7 @@ seg = wsris.load("sag-shapes")
 worst = sorted(report.samples, key=lambda s: s["model"]["iou"])[:4]
 assert worst[0]["model"]["iou"] == ious.min()
 fig, axes = plt.subplots(1, len(worst), figsize=(3.4 * len(worst), 3.8))
-for ax, rec in zip(axes, worst):
+for ax, rec in zip(axes, worst, strict=True):
     sample = data[rec["index"]]
     r = seg.segment(sample.image, sample.text)
     assert sample.text == rec["text"] and r.mask.shape == sample.mask.shape
@@ -417,7 +414,7 @@ The cells below look for the real file at `$WSRIS_ALBEF_CHECKPOINT` (default
 of the notebook runs the **same converter** on a tiny synthetic checkpoint with ALBEF's
 parameter names and layout.
 """),
-    code(SETUP),
+    code(SETUP.replace("import numpy as np\n", "")),  # this notebook needs no NumPy
     code('''
 import os
 
