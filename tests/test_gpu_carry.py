@@ -12,6 +12,7 @@ from scripts.gpu_carry import (
     read_minilm_transport,
     shapes_token_ids,
     use_minilm_transport,
+    use_minilm_transport_if_missing,
     write_minilm_transport,
 )
 from tests.test_api import scene
@@ -58,3 +59,12 @@ def test_sag_shapes_masks_survive_the_transport(transport, monkeypatch):
         assert np.abs(a.heatmap - b.heatmap).max() < 0.05
         union = np.logical_or(a.mask, b.mask).sum()
         assert union == 0 or np.logical_and(a.mask, b.mask).sum() / union > 0.95
+
+
+def test_the_installed_package_wins_over_a_transport_copy(transport, monkeypatch):
+    from wsris.models.sag import SagModel
+
+    before = SagModel.external_weights
+    monkeypatch.setenv("WSRIS_MINILM_TRANSPORT", str(transport))
+    assert use_minilm_transport_if_missing() is None  # the package is installed here
+    assert SagModel.external_weights is before
