@@ -95,3 +95,57 @@ def test_an_unknown_starting_checkpoint_is_a_typed_error(tmp_path):
         init_mod.initialise(_tiny_sag(), {"checkpoint": "no-such-model"})
     with pytest.raises(ManifestError, match="not a folder"):
         init_mod.initialise(_tiny_sag(), {"checkpoint": str(tmp_path / "missing")})
+
+
+def _saved(model, folder):
+    from safetensors.torch import save_model
+
+    folder.mkdir()
+    save_model(model, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_checkpoint_skip_keeps_the_named_parts_fresh_and_loads_the_rest(tmp_path):
+    from wsris.errors import WeightsMismatchError
+
+    donor = _tiny_sag(decoder_mixing="attention")
+    with torch.no_grad():
+        for p in donor.parameters():
+            p.add_(1.0)  # unlike any fresh initialisation
+    folder = _saved(donor, tmp_path / "donor")
+    # the alpha decoder has one more output channel: a strict load must refuse it
+    with pytest.raises(WeightsMismatchError):
+        init_mod.initialise(_tiny_sag(decoder_mixing="alpha"), {"checkpoint": str(folder)})
+    model = _tiny_sag(decoder_mixing="alpha")
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    init_mod.initialise(model, {"checkpoint": str(folder), "checkpoint_skip": ["decoder."]})
+    loaded = model.state_dict()
+    decoder_keys = [k for k in loaded if k.startswith("decoder.")]
+    assert decoder_keys
+    for key in decoder_keys:
+        assert torch.equal(loaded[key], fresh[key]), key
+    others = [k for k in loaded if not k.startswith("decoder.")]
+    for key in others:
+        assert torch.equal(loaded[key], donor.state_dict()[key]), key
+
+
+@pytest.mark.parametrize(
+    "init, match",
+    [({"checkpoint_skip": ["decoder."]}, "needs init.checkpoint"),
+     ({"checkpoint": "DONOR", "checkpoint_skip": "decoder."}, "list of name prefixes"),
+     ({"checkpoint": "DONOR", "checkpoint_skip": ["no_such_part."]}, "name no tensor")],
+)
+def test_bad_checkpoint_skip_is_refused(tmp_path, init, match):
+    folder = _saved(_tiny_sag(), tmp_path / "donor")
+    init = {k: (str(folder) if v == "DONOR" else v) for k, v in init.items()}
+    with pytest.raises(ManifestError, match=match):
+        init_mod.initialise(_tiny_sag(), init)
+
+
+def test_checkpoint_skip_still_refuses_other_mismatches(tmp_path):
+    from wsris.errors import WeightsMismatchError
+
+    folder = _saved(_tiny_sag(dim=32), tmp_path / "donor")
+    with pytest.raises(WeightsMismatchError):
+        init_mod.initialise(_tiny_sag(),
+                            {"checkpoint": str(folder), "checkpoint_skip": ["decoder."]})

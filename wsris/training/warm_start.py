@@ -17,6 +17,10 @@
 - ``checkpoint: PATH_OR_NAME``: a wsris model folder (``model.safetensors``) or a model
   name from the manifest (e.g. the bundled ``albef-chunk-shapes``), loaded strictly: a
   converted ALBEF checkpoint, an earlier training stage, or a shipped model to fine-tune.
+- ``checkpoint_skip: [PREFIX, ...]`` (with ``checkpoint``): tensors whose names start with
+  a prefix keep their fresh initialisation and are not read from the checkpoint, e.g.
+  ``[decoder.]`` to fine-tune a model whose decoder changed shape; every other tensor is
+  still loaded strictly.
 
 Hub downloads honour ``HF_HUB_OFFLINE`` and the usual cache; a missing cache while
 offline raises :class:`~wsris.errors.WeightsNotAvailableError`.
@@ -29,13 +33,14 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ManifestError, WeightsNotAvailableError
+from ..errors import ManifestError, WeightsMismatchError, WeightsNotAvailableError
 from ..pretrained import efficientnet_lite0_state_dict, minilm_state_dict
 from ..state_dicts import check_state_dict
 
 __all__ = ["efficientnet_lite0_state_dict", "initialise", "minilm_state_dict"]
 
-INIT_OPTIONS = ("text_encoder", "image_encoder", "image_stem", "checkpoint")
+INIT_OPTIONS = ("text_encoder", "image_encoder", "image_stem", "checkpoint",
+                "checkpoint_skip")
 
 
 def load_efficientnet_stem(stem: nn.Module) -> None:
@@ -107,15 +112,49 @@ def checkpoint_folder(source: str) -> Path:
     return fetch(get_spec(source, load_manifest()))
 
 
+def load_checkpoint_except(model: nn.Module, folder: Path, skip: Any) -> None:
+    """Load ``folder``'s weights into ``model`` except the tensors under the ``skip``
+    prefixes, which keep their initialisation; the rest must match exactly."""
+    from safetensors.torch import load_file
+
+    if (not isinstance(skip, list) or not skip
+            or not all(isinstance(p, str) and p for p in skip)):
+        raise ManifestError(
+            f"recipe: init.checkpoint_skip must be a list of name prefixes, got {skip!r}"
+        )
+    prefixes = tuple(skip)
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        raise WeightsMismatchError(f"{folder}: no model.safetensors")
+    own = model.state_dict()
+    unused = [p for p in prefixes if not any(k.startswith(p) for k in own)]
+    if unused:
+        raise ManifestError(f"recipe: init.checkpoint_skip {unused} name no tensor of the model")
+    external = tuple(getattr(model, "external_weights", dict)())
+    given = {k: v for k, v in load_file(str(path)).items() if not k.startswith(prefixes)}
+    expected = {k: v for k, v in own.items() if not k.startswith(prefixes)}
+    may_be_missing = [k for k in expected if k.startswith(external)] if external else []
+    check_state_dict(str(folder), expected, given, may_be_missing)
+    model.load_state_dict(given, strict=False)
+    for load in getattr(model, "external_weights", dict)().values():
+        load(model)
+
+
 def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     unknown = sorted(set(init) - set(INIT_OPTIONS))
     if unknown:
         raise ManifestError(f"recipe: unknown init option(s) {unknown}; known: {INIT_OPTIONS}")
+    skip = init.get("checkpoint_skip")
+    if skip is not None and not init.get("checkpoint"):
+        raise ManifestError("recipe: init.checkpoint_skip needs init.checkpoint")
     if init.get("checkpoint"):
-        from ..api import load_weights
-
         folder = checkpoint_folder(str(init["checkpoint"]))
-        load_weights(model, folder / "model.safetensors", str(folder))
+        if skip is None:
+            from ..api import load_weights
+
+            load_weights(model, folder / "model.safetensors", str(folder))
+        else:
+            load_checkpoint_except(model, folder, skip)
     stem_source = init.get("image_stem")
     if stem_source is not None:
         if stem_source != "efficientnet_lite0":
