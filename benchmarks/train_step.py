@@ -97,7 +97,7 @@ class RecipeStep:
         t0 = time.perf_counter()
         idx = self.sampler.indices(self._next)
         self._next += 1
-        batch = self.objective.collate([self.data[i] for i in idx])
+        batch = self.objective.collate([self.data[i] for i in idx], self.data)
         t1 = time.perf_counter()
         losses = self.objective(batch)
         t2 = time.perf_counter()

@@ -172,6 +172,10 @@ class CachedShapes(ShapesRef):
             raise DatasetError(f"{folder}: {len(self._scenes)} scene records for "
                                f"{self.length} images")
 
+    def image(self, index: int) -> np.ndarray:
+        """Scene ``index``'s image alone, ``uint8 [H, W, 3]`` (no masks decoded)."""
+        return np.array(self._images[index])
+
     def _scene(self, index: int) -> ShapesSample:
         record = self._scenes[index]
         label = np.asarray(self._labels[index])

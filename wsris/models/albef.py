@@ -236,15 +236,24 @@ class AlbefModel(nn.Module):
     # -- encoders ---------------------------------------------------------------------
 
     def encode_image(
-        self, pixel_values: torch.Tensor, attention_block: int | None = None
+        self,
+        pixel_values: torch.Tensor,
+        attention_block: int | None = None,
+        stem_features: torch.Tensor | None = None,
     ) -> VisionOutput:
         """Image tokens ``[B, 1+N, D]``; with ``attention_block`` also that block's
-        post-softmax self-attention ``[B, heads, 1+N, 1+N]`` from the same pass."""
+        post-softmax self-attention ``[B, heads, 1+N, 1+N]`` from the same pass.
+        ``stem_features``: the frozen stem's output for ``pixel_values``, stored earlier
+        (training reads them from :mod:`wsris.training.stem_cache`); the stem is skipped."""
         vit = self.visual_encoder
         depth = len(vit.blocks)
         if attention_block is not None and not 0 <= attention_block < depth:
             raise ValueError(f"attention_block {attention_block} not in [0, {depth})")
-        x = vit.add_prefix_and_position(vit.patch_embed(pixel_values))
+        if stem_features is None:
+            tokens = vit.patch_embed(pixel_values)
+        else:
+            tokens = vit.patch_embed.tokens_from_features(stem_features)
+        x = vit.add_prefix_and_position(tokens)
         probs = None
         for i, block in enumerate(vit.blocks):
             if i == attention_block:

@@ -103,6 +103,7 @@ class EfficientNetStemPatchEmbed(nn.Module):
         self.frozen = frozen
         if frozen:
             self.backbone.requires_grad_(False)
+            self.backbone.eval()
         c = EFFICIENTNET_LITE0_STRIDE8_CHANNELS
         self.proj = nn.Sequential(nn.Conv2d(c, embed_dim, 1, bias=False), nn.BatchNorm2d(embed_dim))
         self.norm = nn.Identity()
@@ -125,8 +126,11 @@ class EfficientNetStemPatchEmbed(nn.Module):
                 feats = self.backbone(x)
         else:
             feats = self.backbone(x)
-        tokens = self.proj(feats).flatten(2).transpose(1, 2).contiguous()
-        return tokens, feats.flatten(2).transpose(1, 2).contiguous()
+        return self.tokens_from_features(feats), feats.flatten(2).transpose(1, 2).contiguous()
+
+    def tokens_from_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[B, N, embed_dim]`` from the backbone's output ``[B, 40, h, w]``."""
+        return self.proj(feats).flatten(2).transpose(1, 2).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_features(x)[0]

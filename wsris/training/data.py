@@ -35,6 +35,10 @@ class PairBatch:
     masks: torch.Tensor  # [B_txt, H, W] bool target masks at the model's input size
     kinds: list[str | None]
     sample_ids: list[str]
+    image_ids: list[Any]  # the dataset's image id of each row of pixel_values
+    # the frozen image stem's output for each row, when read from a stored cache
+    # (wsris.training.stem_cache); the model then starts from these instead of pixels
+    stem_features: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> PairBatch:
         return PairBatch(
@@ -44,6 +48,8 @@ class PairBatch:
             self.masks.to(device),
             self.kinds,
             self.sample_ids,
+            self.image_ids,
+            None if self.stem_features is None else self.stem_features.to(device),
         )
 
 
@@ -73,4 +79,5 @@ class PairCollator:
             torch.stack(masks),
             [s.kind for s in samples],
             [str(s.sample_id) for s in samples],
+            list(rows),
         )

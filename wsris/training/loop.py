@@ -187,7 +187,7 @@ def _batches(
     step = start
     while True:
         _, dataset, sampler = next(s for s in stages if s[0] is None or step < s[0])
-        yield step, collate([dataset[i] for i in sampler.indices(step)])
+        yield step, collate([dataset[i] for i in sampler.indices(step)], dataset)
         step += 1
 
 

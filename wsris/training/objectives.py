@@ -54,6 +54,8 @@ class Objective(nn.Module):
     """
 
     method = ""  # informative only
+    #: whether ``forward`` reads ``batch.stem_features`` (stored frozen-stem features)
+    reads_stem_features = False
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__()
@@ -69,6 +71,7 @@ class Objective(nn.Module):
         self.collator = PairCollator(self.tokenizer, self.model_config["preprocessing"])
         self.step = 0
         self._train_stages: list[tuple[int | None, Any]] | None = None
+        self._stem_features: dict[int, Any] = {}
 
     def train_stages(self) -> list[tuple[int | None, Any]]:
         """``data.train`` as ``(until_step, dataset)`` pairs, the last open-ended.
@@ -116,8 +119,41 @@ class Objective(nn.Module):
         spec = self.train_config.data.get("val")
         return None if spec is None else referring_dataset(spec)
 
-    def collate(self, samples: list):
-        return self.collator(samples).to(self.device)
+    def collate(self, samples: list, dataset: Any = None):
+        """One training batch of ``samples``; given the ``dataset`` they come from, the
+        frozen stem's stored features ride along when it has them (see
+        :mod:`wsris.training.stem_cache`)."""
+        batch = self.collator(samples)
+        features = self.stored_stem_features(dataset)
+        if features is not None:
+            batch.stem_features = features[batch.image_ids]
+        return batch.to(self.device)
+
+    def frozen_stem(self) -> nn.Module | None:
+        """The model's frozen EfficientNet backbone, or None when its stem trains."""
+        from ..models.layers import EfficientNetStemPatchEmbed
+
+        encoder = getattr(self.model, "visual_encoder", None) or getattr(
+            self.model, "image_encoder", None)
+        stem = getattr(encoder, "patch_embed", None)
+        if isinstance(stem, EfficientNetStemPatchEmbed) and stem.frozen:
+            return stem.backbone
+        return None
+
+    def stored_stem_features(self, dataset: Any):
+        """The stored frozen-stem features of ``dataset`` (written on first use), or None
+        when this objective does not read them, the stem trains, or the dataset is not a
+        Shapes-Ref cache."""
+        if dataset is None or not self.reads_stem_features:
+            return None
+        key = id(dataset)
+        if key not in self._stem_features:
+            from .stem_cache import stem_features_for
+
+            stem = self.frozen_stem()
+            self._stem_features[key] = None if stem is None else stem_features_for(
+                dataset, stem, self.collator.preprocessing)
+        return self._stem_features[key]
 
     def set_step(self, step: int) -> None:
         self.step = step

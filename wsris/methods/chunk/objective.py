@@ -92,6 +92,7 @@ def negative_weights(
 
 class ChunkObjective(Objective):
     method = "chunk"
+    reads_stem_features = True
 
     def __init__(self, config, device) -> None:
         super().__init__(config, device)
@@ -121,7 +122,8 @@ class ChunkObjective(Objective):
         m = self.model
         ids, mask = batch.text.input_ids, batch.text.attention_mask
         image_index = batch.image_index
-        img = m.encode_image(batch.pixel_values).tokens  # [B_img, 1+N, D]
+        img = m.encode_image(batch.pixel_values, stem_features=batch.stem_features).tokens
+        # img: [B_img, 1+N, D]
         txt = m.encode_text(ids, mask)  # [B_txt, L, D]
         img_f, txt_f = m.contrastive_features(img, txt)
         itc, sim = self._itc(img_f, txt_f, image_index)
