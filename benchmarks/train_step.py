@@ -89,6 +89,10 @@ class RecipeStep:
         params = [p for p in self.objective.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=1e-5)
         self.batch = batch
+        from wsris.training.loop import autocast_settings
+
+        # the recipe's own autocast setting, as the training loop applies it (cpu_amp)
+        self.amp, self.amp_dtype = autocast_settings(self.config, torch.device("cpu"))
         self.params = sum(p.numel() for p in self.objective.model.parameters())
         self._next = 0
 
@@ -99,7 +103,8 @@ class RecipeStep:
         self._next += 1
         batch = self.objective.collate([self.data[i] for i in idx], self.data)
         t1 = time.perf_counter()
-        losses = self.objective(batch)
+        with torch.autocast("cpu", dtype=self.amp_dtype, enabled=self.amp):
+            losses = self.objective(batch)
         t2 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         base = med["step"] if base is None else base
         ratio = med["step"] / base
         result["recipes"][r.name] = {"recipe": str(r.config and r.name), "params": r.params,
+                                     "cpu_bf16_autocast": r.amp,
                                      "seconds": med, "ratio_to_first": ratio}
         print(f"{r.name:24s} {r.params / 1e6:6.2f}M "
               + " ".join(f"{med[c]:9.4f}" for c in COLUMNS)

@@ -304,3 +304,35 @@ def test_frozen_text_features_are_cached_and_equal_the_encoder(tmp_path):
     torch.testing.assert_close(feats, direct.float())
     with pytest.raises(ManifestError, match="unknown sag loss"):
         build_objective(_config(tmp_path / "g", loss={"frozen_txt": True}), torch.device("cpu"))
+
+
+def test_autocast_settings_follow_the_recipe_and_the_device():
+    from wsris.training.loop import autocast_settings
+
+    cpu = torch.device("cpu")
+    assert autocast_settings(TrainConfig.from_dict(TINY_SAG), cpu) == (False, torch.float32)
+    on = TrainConfig.from_dict({**TINY_SAG, "cpu_amp": True})
+    assert autocast_settings(on, cpu) == (True, torch.bfloat16)
+    off = TrainConfig.from_dict({**TINY_SAG, "cpu_amp": True, "amp": False})
+    assert autocast_settings(off, cpu) == (True, torch.bfloat16)  # amp is the CUDA switch
+
+
+def test_cpu_bf16_training_logs_losses_close_to_float32(tmp_path):
+    """bf16 autocast on the CPU: the same first-step losses within bf16 rounding, and
+    every step finite (the weights stay float32; only the forward is cast)."""
+    logs = {}
+    for name, amp in (("fp32", False), ("bf16", True)):
+        cfg = _config(tmp_path / name)
+        cfg.cpu_amp = amp
+        folder = train(cfg, progress=False)
+        from safetensors.torch import load_file
+
+        weights = load_file(folder / "model.safetensors")
+        assert not any(v.dtype == torch.bfloat16 for v in weights.values())
+        logs[name] = [json.loads(line) for line in
+                      (tmp_path / name / "train_log.jsonl").read_text().splitlines()]
+    assert len(logs["bf16"]) == len(logs["fp32"]) == 6
+    assert all(math.isfinite(r["loss"]) for r in logs["bf16"])
+    first32, first16 = logs["fp32"][0]["loss"], logs["bf16"][0]["loss"]
+    assert first16 != first32  # the cast did happen
+    assert abs(first16 - first32) < 0.02 * abs(first32)

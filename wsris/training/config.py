@@ -20,7 +20,8 @@ optim: {lr: 3.0e-4, weight_decay: 0.05, warmup_steps: 500, total_steps: 20000,
         batch_size: 32, grad_clip: 1.0, lr_mult: {image_encoder: 0.1}}
 loss: {...}                  # method-specific weights, see the method's objective
 schedule: {log_every: 20, checkpoint_every: 500, eval_every: 2000, eval_limit: 300}
-amp: true                    # CUDA only; ignored on the CPU
+amp: true                    # CUDA autocast (bf16 where supported, else fp16)
+cpu_amp: false               # bf16 autocast on the CPU as well (pays off with AVX512-BF16/AMX)
 ```
 """
 
@@ -75,6 +76,7 @@ class TrainConfig:
     loss: dict[str, Any] = field(default_factory=dict)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     amp: bool = True
+    cpu_amp: bool = False
     device: str = "auto"
     notes: str = ""
 
