@@ -90,8 +90,9 @@ def _fill(scenes: Any, backbone: nn.Module, preprocessing: dict[str, Any], path:
           progress: bool, n: int) -> tuple[int, ...]:
     from tqdm.auto import tqdm
 
+    device = next(backbone.parameters()).device  # a GPU run computes them on its GPU
     with torch.no_grad():
-        probe = backbone(to_model_input(scenes.image(0), preprocessing)[None])
+        probe = backbone(to_model_input(scenes.image(0), preprocessing)[None].to(device))
     shape = (n, *probe.shape[1:])
     out = np.memmap(path, np.float32, "w+", shape=shape)
     with tqdm(total=n, unit="scene", desc="stem features", disable=not progress) as bar:
@@ -100,8 +101,8 @@ def _fill(scenes: Any, backbone: nn.Module, preprocessing: dict[str, Any], path:
             x = torch.stack([to_model_input(scenes.image(i), preprocessing)
                              for i in range(start, stop)])
             with torch.no_grad():
-                out[start:stop] = backbone(x.contiguous(memory_format=torch.channels_last)
-                                           ).float().numpy()
+                x = x.to(device).contiguous(memory_format=torch.channels_last)
+                out[start:stop] = backbone(x).float().cpu().numpy()
             bar.update(stop - start)
     out.flush()
     del out
