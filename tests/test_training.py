@@ -203,12 +203,15 @@ def test_curriculum_switches_data_at_the_stage_boundary(tmp_path):
     obj = build_objective(cfg, torch.device("cpu"))
     stages = [(u, d, StepSampler(len(d), 4, k)) for k, (u, d) in enumerate(obj.train_stages())]
     assert [u for u, _, _ in stages] == [2, None]
-    kinds = []
-    for step, batch in _batches(stages, list, 0):
+    kinds, sources = [], []
+    for step, (batch, dataset) in _batches(stages, lambda samples, data: (samples, data), 0):
         kinds.append({s.kind for s in batch})
+        sources.append(dataset)
         if step == 4:
             break
     assert kinds[0] == kinds[1] == {"attribute"}  # the attribute-only stage
+    # collate is told which stage's dataset the samples come from
+    assert sources[:2] == [stages[0][1]] * 2 and sources[2:] == [stages[1][1]] * 3
     assert stages[0][1].scenes.variant == "attributes" and stages[1][1].scenes.variant == "default"
     bad = _config(tmp_path / "d", data={"train": [{"spec": "shapes:train"}, {"spec": "x"}]})
     with pytest.raises(ManifestError, match="until"):
