@@ -86,8 +86,9 @@ class RecipeStep:
         self.data = self.objective.train_stages()[0][1]
         self.sampler = StepSampler(len(self.data), batch, 0,
                                    group=_texts_per_image(self.data, self.config.optim))
-        params = [p for p in self.objective.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=1e-5)
+        from wsris.training.loop import build_optimizer
+
+        self.optimizer = build_optimizer(self.objective.model, self.config.optim)  # as training
         self.batch = batch
         from wsris.training.loop import autocast_settings
 

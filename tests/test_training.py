@@ -339,3 +339,28 @@ def test_cpu_bf16_training_logs_losses_close_to_float32(tmp_path):
     first32, first16 = logs["fp32"][0]["loss"], logs["bf16"][0]["loss"]
     assert first16 != first32  # the cast did happen
     assert abs(first16 - first32) < 0.02 * abs(first32)
+
+
+def test_the_fused_optimiser_makes_the_same_updates_as_the_per_tensor_loop():
+    from wsris.training.loop import build_optimizer, param_groups
+
+    cfg = TrainConfig.from_dict({**TINY_SAG, "optim": {"lr": 1e-2, "weight_decay": 0.05,
+                                                       "lr_mult": {"decoder": 0.5}}})
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    b = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+    b.load_state_dict(a.state_dict())
+    start = a[0].weight.detach().clone()
+    fused = build_optimizer(a, cfg.optim)
+    plain = torch.optim.AdamW(param_groups(b, 1e-2, 0.05, {"decoder": 0.5}), lr=1e-2,
+                              betas=tuple(cfg.optim.betas))
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    for step in range(5):
+        x = torch.randn(16, 4, generator=torch.Generator().manual_seed(step))
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+    assert (a[0].weight - start).abs().max() > 1e-3  # it did train
