@@ -8,6 +8,10 @@ best-slot IoU per object and the share of objects with a slot of IoU >= 0.5 and 
 (the binding milestone of the SaG issue is a mean >= 0.7), and the mean apart for objects
 whose colour is unique in their scene and those that share it with another object (a
 slot that groups by colour alone binds the first kind only).
+
+``--components`` also scores the connected pieces of each hard slot mask as if each
+were a slot of its own: a diagnostic of how much of the gap is slots that cover two
+disconnected objects (e.g. two shapes of one colour) rather than slots with poor borders.
 """
 
 from __future__ import annotations
@@ -15,12 +19,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 
-from wsris.blocks.slots import best_slot_iou
+from wsris.blocks.slots import best_slot_iou, slot_masks
 from wsris.training import TrainConfig
 from wsris.training.data import referring_dataset
 from wsris.training.objectives import build_objective
+
+
+def component_masks(a_slot: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The 8-connected pieces of every hard slot mask, ``[P, H, W]`` bool."""
+    pieces = []
+    for mask in slot_masks(a_slot, size).numpy().astype(np.uint8):
+        n, labels = cv2.connectedComponents(mask, connectivity=8)
+        pieces += [labels == k for k in range(1, n)]
+    return torch.from_numpy(np.stack(pieces))
 
 
 def main() -> None:
@@ -30,6 +45,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--iterations", type=int, default=None,
                         help="slot-attention iterations at inference (default: the model's)")
+    parser.add_argument("--components", action="store_true",
+                        help="also score each slot's connected pieces as separate slots")
     args = parser.parse_args()
     cfg = TrainConfig.from_yaml(args.recipe)
     obj = build_objective(cfg, torch.device("cpu"))
@@ -40,7 +57,7 @@ def main() -> None:
     if args.iterations is not None:
         obj.model.config.iterations = args.iterations
     data = referring_dataset(cfg.data.get("val", "shapes:val"))
-    ious, shared = [], []
+    ious, shared, piece_ious = [], [], []
     with torch.no_grad():
         for scene in range(min(args.scenes, len(data) // data.per_scene)):
             sample = data[scene * data.per_scene]
@@ -49,6 +66,9 @@ def main() -> None:
             h, w = slots.grid
             masks = torch.stack([torch.from_numpy(m) for m in sample.object_masks])
             ious.append(best_slot_iou(slots.a_slot[0].reshape(-1, h, w), masks))
+            if args.components:
+                pieces = component_masks(slots.a_slot[0].reshape(-1, h, w), masks.shape[-2:])
+                piece_ious.append(best_slot_iou(pieces.float(), masks))
             colours = [o.colour for o in data.scene(data.image_key(scene * data.per_scene)).objects]
             shared.append(torch.tensor([colours.count(c) > 1 for c in colours]))
     iou = torch.cat(ious)
@@ -62,6 +82,11 @@ def main() -> None:
     for name, pick in (("unique colour", ~same), ("shared colour", same)):
         if pick.any():
             print(f"  {name}: {float(iou[pick].mean()):.3f} over {int(pick.sum())} objects")
+    if piece_ious:
+        pieces = torch.cat(piece_ious)
+        print(f"  connected pieces of the slots as slots: {float(pieces.mean()):.3f} "
+              f"(unique colour {float(pieces[~same].mean()):.3f}, "
+              f"shared colour {float(pieces[same].mean()):.3f})")
 
 
 if __name__ == "__main__":
