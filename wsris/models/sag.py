@@ -162,61 +162,9 @@ class SagModel(nn.Module):
             slots, attn = self.aggregation(slots, keys, values)
             slots = self.interaction(slots)
         assert attn is not None
-        return SlotOutput(self._head(slots), attn.mean(dim=1), image.grid, slots, values)
-
-    def _head(self, state: torch.Tensor) -> torch.Tensor:
-        if not self.config.slot_head:
-            return state
-        return self.slot_head.norm(self.slot_head.proj(state))
-
-    def split_slots(self, slots: SlotOutput, min_tokens: int = 2) -> list[SlotOutput]:
-        """Departure (inference option ``slot_split: pieces``): every slot whose hard mask
-        falls apart into several 8-connected pieces of at least ``min_tokens`` tokens is
-        replaced by one slot per piece. A piece's state is its slot's plus one more
-        aggregation update (Eq. 3-4 and the residual MLP) whose attention is the slot's
-        ``A^slot`` restricted to the piece, so two shapes of one colour, which the slots
-        group together, get features of their own (their positions differ); its ``A^slot``
-        is the slot's inside the piece and 0 elsewhere. Other slots are unchanged. One
-        :class:`SlotOutput` per row of ``slots`` (their slot counts differ)."""
-        import cv2
-        import numpy as np
-
-        if slots.state is None or slots.values is None:
-            raise ValueError("split_slots needs the output of discover()")
-        h, w = slots.grid
-        agg = self.aggregation
-        out = []
-        for b in range(slots.a_slot.shape[0]):
-            a = slots.a_slot[b]  # [K, N]
-            winner = a.argmax(dim=0).reshape(h, w).cpu().numpy()
-            states, maps = [], []
-            for k in range(a.shape[0]):
-                count, labels = cv2.connectedComponents((winner == k).astype(np.uint8),
-                                                        connectivity=8)
-                sizes = [(labels == i).sum() for i in range(1, count)]
-                big = [i + 1 for i, n in enumerate(sizes) if n >= min_tokens]
-                if len(big) < 2:
-                    states.append(slots.state[b, k])
-                    maps.append(a[k])
-                    continue
-                # tokens of small pieces join the largest piece of their slot
-                largest = big[int(np.argmax([sizes[i - 1] for i in big]))]
-                for i in range(1, count):
-                    if i not in big:
-                        labels[labels == i] = largest
-                for i in big:
-                    inside = torch.from_numpy((labels == i).reshape(-1)).to(a.device)
-                    weight = a[k] * inside
-                    weight = weight / (weight.sum() + 1e-8)  # l1 over the piece's pixels
-                    v = slots.values[b]  # [H, N, dh]
-                    update = (weight.to(v.dtype) @ v).flatten()  # [H * dh]
-                    state = slots.state[b, k] + agg.to_out(update)
-                    states.append(state + agg.mlp(agg.norm_mlp(state)))
-                    maps.append(a[k] * inside)
-            state = torch.stack(states)[None]
-            out.append(SlotOutput(self._head(state), torch.stack(maps)[None], slots.grid, state,
-                                  slots.values[b:b + 1]))
-        return out
+        if self.config.slot_head:
+            slots = self.slot_head.norm(self.slot_head.proj(slots))
+        return SlotOutput(slots, attn.mean(dim=1), image.grid)
 
     def encode_slots(
         self,

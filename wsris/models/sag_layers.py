@@ -42,8 +42,6 @@ class SlotOutput:
     slots: torch.Tensor  # [B, K, D] entity embeddings Phi(x)
     a_slot: torch.Tensor  # [B, K, N] A^slot of the last iteration, heads averaged, float32
     grid: tuple[int, int]
-    state: torch.Tensor | None = None  # [B, K, D] the slots before the slot head
-    values: torch.Tensor | None = None  # [B, H, N, dh] the aggregation's values of the pixels
 
 
 @dataclass

@@ -19,8 +19,7 @@ SPEC = register_method(MethodSpec(
     model_class="wsris.models.sag:SagModel",
     presets=("paper", "tiny"),
     pipeline="wsris.methods.sag.pipeline",
-    options=frozenset({"combine", "slot_init", "num_samples", "seed", "slot_split",
-                       "slot_split_min_tokens"}),
+    options=frozenset({"combine", "slot_init", "num_samples", "seed"}),
     defaults={
         "preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"},
         "text": {"style": "bert", "max_length": 40},
@@ -36,12 +35,10 @@ SPEC = register_method(MethodSpec(
         "mean-init": {"slot_init": "mean"},
         "sample-init": {"slot_init": "sample", "seed": 0, "num_samples": 1},
         "sample3-init": {"slot_init": "sample", "seed": 0, "num_samples": 3},
-        # departure: slots that fall apart into connected pieces become one slot a piece
-        "pieces": {"slot_split": "pieces"},
     },
     variant_help="sag: product | max | avg | min (A^fuse.A^slot, MAX, AVG, MIN), "
     "mean-init | sample-init | sample3-init (slots from the Gaussian means, one seeded "
-    "draw, three seeded draws averaged), pieces (a slot's connected pieces as slots)",
+    "draw, three seeded draws averaged)",
     objective="wsris.methods.sag.objective:SagObjective",
     converters={"sag": Converter("wsris.methods.sag.convert:convert_sag",
                                  "wsris.methods.sag.convert_cli:sag_command")},

@@ -11,20 +11,14 @@ Options (``config.json`` "inference", overridable per call):
 * ``slot_init``: ``mean`` (the Gaussian means, no noise) or ``sample`` (noise from a CPU
   generator seeded with ``seed``, the maps of ``num_samples`` draws averaged). Both are
   deterministic; the official code draws fresh noise at every call.
-* ``slot_split``: ``none`` (the paper's) or ``pieces`` (departure): a slot whose hard mask
-  falls apart into 8-connected pieces of at least ``slot_split_min_tokens`` tokens
-  (default 2) becomes one slot per piece (:meth:`SagModel.split_slots`). The slots of the
-  small models group shapes by colour; their pieces bind objects far better
-  (``scripts/slot_binding.py --components``).
 
 Stages kept on each output: ``a_slot`` ``[K, h, w]`` (the last iteration's A^slot, heads
 averaged; shared by all texts of the image), ``a_fuse`` ``[K]`` (this text's A^fuse),
 ``map`` ``[h, w]`` (the combined map before resizing). With ``num_samples > 1`` these are
 the first draw's, the map is the average over draws, and ``a_slot_samples``
-``[n, K, h, w]`` / ``a_fuse_samples`` ``[n, K]`` hold every draw (lists of ``[K_s, h, w]``
-and ``[K_s]`` with ``slot_split: pieces``, whose draws may have different slot counts).
-``score`` is the cosine between the cross-modal embedding ``z`` and the text feature (the
-quantity C^3 trains), averaged over draws.
+``[n, K, h, w]`` / ``a_fuse_samples`` ``[n, K]`` hold every draw. ``score`` is the cosine
+between the cross-modal embedding ``z`` and the text feature (the quantity C^3 trains),
+averaged over draws.
 """
 
 from __future__ import annotations
@@ -46,10 +40,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "slot_init": "sample",
     "num_samples": 1,
     "seed": 0,
-    "slot_split": "none",
-    "slot_split_min_tokens": 2,
 }
-SLOT_SPLITS = ("none", "pieces")
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:
@@ -65,12 +56,6 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInputError(f"num_samples and seed must be integers: {exc}") from None
     if opts["num_samples"] < 1:
         raise InvalidInputError("num_samples must be >= 1")
-    if opts["slot_split"] not in SLOT_SPLITS:
-        raise InvalidInputError(
-            f"slot_split must be one of {SLOT_SPLITS}, got {opts['slot_split']!r}")
-    if isinstance(opts["slot_split_min_tokens"], bool) or not isinstance(
-            opts["slot_split_min_tokens"], int) or opts["slot_split_min_tokens"] < 1:
-        raise InvalidInputError("slot_split_min_tokens must be an integer >= 1")
     if opts["slot_init"] == "mean":
         opts["num_samples"] = 1  # the means are deterministic: one draw says it all
     return opts
@@ -131,43 +116,31 @@ def localize(
     n = opts["num_samples"]
     slots = _slots(model, pixel_values, opts, cache)
     text_feats = model.encode_text(text.input_ids, text.attention_mask)  # [T, D]
+    fused = model.fuse(slots.slots, text_feats)  # z [n, T, D], a_fuse [n, T, K]
+
     h, w = slots.grid
-    if opts["slot_split"] == "pieces":
-        draws = model.split_slots(slots, opts["slot_split_min_tokens"])
-    else:
-        draws = [slots]  # every draw in one batch
-    a_slot: list[torch.Tensor] = []  # per draw [K_s, h, w]
-    a_fuse: list[torch.Tensor] = []  # per draw [T, K_s]
-    z = []
-    for draw in draws:
-        fused = model.fuse(draw.slots, text_feats)  # z [b, T, D], a_fuse [b, T, K]
-        a_slot += list(draw.a_slot.float().reshape(draw.a_slot.shape[0], -1, h, w).cpu())
-        a_fuse += list(fused.a_fuse.float().cpu())
-        z.append(fused.z.float())
+    a_slot = slots.a_slot.float().reshape(n, -1, h, w).cpu()  # [n, K, h, w]
+    a_fuse = fused.a_fuse.float().cpu()  # [n, T, K]
     maps = torch.stack(
         [combine_slot_maps(a_slot[s], a_fuse[s], opts["combine"]) for s in range(n)]
     ).mean(dim=0)  # [T, h, w]
     target = F.normalize(text_feats.float(), dim=-1)
-    cosine = torch.einsum("ntd,td->nt", torch.cat(z), target).mean(dim=0).cpu()
-    if opts["slot_split"] == "none":  # every draw has K slots: keep the stacked shapes
-        a_slot, a_fuse = torch.stack(a_slot), torch.stack(a_fuse)
+    cosine = torch.einsum("ntd,td->nt", fused.z.float(), target).mean(dim=0).cpu()
 
     first = a_slot[0]  # one tensor shared by every text's stages
     outputs = []
     for t in range(text_feats.shape[0]):
         stages: dict[str, Any] = {
             "a_slot": first,
-            "a_fuse": a_fuse[0][t],
+            "a_fuse": a_fuse[0, t],
             "map": maps[t],
             "combine": opts["combine"],
             "slot_init": opts["slot_init"],
             "num_samples": n,
-            "slot_split": opts["slot_split"],
         }
         if n > 1:
             stages["a_slot_samples"] = a_slot
-            stages["a_fuse_samples"] = (a_fuse[:, t] if isinstance(a_fuse, torch.Tensor)
-                                        else [f[t] for f in a_fuse])
+            stages["a_fuse_samples"] = a_fuse[:, t]
         outputs.append(
             LocalizationOutput(heatmap=maps[t].contiguous(), score=float(cosine[t]), stages=stages)
         )
