@@ -5,15 +5,16 @@
         [--json benchmarks/results/train_step.json]
 
 Each step is split into: ``data`` (reading and collating one batch from the recipe's
-first training stage; a ``cache:`` spec reads pre-rendered scenes, ``shapes:`` renders
-them), the model parts of the forward pass (for chunk: image encoder, text encoder,
-fusion with the ITM head; for SaG: image encoder, slot discovery, text encoder, fusion,
-decoder), ``loss`` (the rest of the forward: contrastive and matching losses, negative
-mining, Grad-CAM when the chunk losses are on), ``backward`` and ``optimiser``. Parts are
-timed by wrapping the model's own methods, so nothing of the step is left out: the
-parts add up to the step. Every figure is the median over ``reps`` steps after one
-warm-up step; recipes are interleaved step by step so that machine load hits them alike.
-The last column is each recipe's step time relative to the first recipe's.
+curriculum stage that ``--step`` falls in; a ``cache=`` spec reads pre-rendered scenes,
+``shapes:`` renders them), the model parts of the forward pass (for chunk: image
+encoder, text encoder, fusion with the ITM head; for SaG: image encoder, slot discovery,
+text encoder, fusion, decoder), ``loss`` (the rest of the forward: contrastive and
+matching losses, negative mining, Grad-CAM when the chunk losses are on), ``backward``
+and ``optimiser``. Parts are timed by wrapping the model's own methods, so nothing of
+the step is left out: the parts add up to the step. Every figure is the median over
+``reps`` steps after one warm-up step; recipes are interleaved step by step so that
+machine load hits them alike. The last column is each recipe's step time relative to the
+first recipe's.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ class RecipeStep:
         self.timer = PartTimer(self.objective.model, PARTS[self.config.method])
         from wsris.training.loop import StepSampler, _texts_per_image
 
-        self.data = self.objective.train_stages()[0][1]
+        # the curriculum stage that ``step`` falls in, as the training loop would read
+        self.data = next(data for until, data in self.objective.train_stages()
+                         if until is None or step < until)
         self.sampler = StepSampler(len(self.data), batch, 0,
                                    group=_texts_per_image(self.data, self.config.optim))
         from wsris.training.loop import build_optimizer

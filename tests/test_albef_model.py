@@ -186,3 +186,40 @@ def test_indexed_images_equal_gathered_copies_with_gradients():
     assert len(grads_a) == len(grads_b) > 0
     for ga, gb in zip(grads_a, grads_b, strict=True):
         torch.testing.assert_close(ga, gb, rtol=1e-4, atol=1e-6)
+
+
+def test_packed_cross_attention_equals_the_probabilities_path_for_uneven_groups():
+    """Images with 0, 1 and 3 texts, texts out of image order: the packed fused path
+    (used when no probabilities are asked for) gives the same states and gradients as
+    gathered copies through the explicit probabilities; asking for a layer's
+    probabilities still returns them."""
+    from wsris.models.bert import BertConfig, BertModel, IndexedImages
+
+    torch.manual_seed(0)
+    cfg = BertConfig(hidden_size=32, num_layers=4, num_heads=4, intermediate_size=64,
+                     vocab_size=50, max_positions=16, fusion_layer=1, encoder_width=24,
+                     hidden_dropout=0.0, attention_dropout=0.0)
+    model = BertModel(cfg).train()  # dropout is 0 in this config; train mode on purpose
+    images = torch.randn(4, 9, 24)
+    index = torch.tensor([3, 1, 3, 0, 3])  # image 2 has no text
+    text = torch.randn(5, 6, 32)
+    mask = torch.ones(5, 6, dtype=torch.long)
+    mask[4, 3:] = 0
+
+    def run(context_of) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        img = images.clone().requires_grad_(True)
+        txt = text.clone().requires_grad_(True)
+        out = model.forward_fusion(txt, mask, context_of(img)).hidden
+        out.pow(2).sum().backward()
+        return out.detach(), img.grad, txt.grad
+
+    packed = run(lambda img: IndexedImages(img, index))
+    plain = run(lambda img: img[index])
+    for a, b in zip(packed, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert packed[1][2].abs().max() == 0  # the image without a text gets no gradient
+
+    probs = model.forward_fusion(text, mask, IndexedImages(images, index),
+                                 return_cross_attention=2).cross_attention
+    assert probs is not None and probs.shape == (5, 4, 6, 9)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(5, 4, 6))

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..strict import from_mapping
-from .bert import BertConfig, BertModel, FusionOutput
+from .bert import BertConfig, BertModel, FusionOutput, IndexedImages
 
 STEMS = ("patch", "conv", "efficientnet_lite0")
 
@@ -271,16 +271,20 @@ class AlbefModel(nn.Module):
         self,
         text_hidden: torch.Tensor,
         attention_mask: torch.Tensor | None,
-        image_embeds: torch.Tensor,
+        image_embeds: torch.Tensor | IndexedImages,
         return_cross_attention: int | None = None,
+        fused_attention: bool = True,
     ) -> FusionOutput:
         """Fusion layers. ``image_embeds`` may have batch 1 for several texts.
 
         ``return_cross_attention``: absolute text-layer index whose cross-attention
         probabilities ``[T, heads, L, 1+N]`` (before dropout, in the graph) are returned.
+        ``fused_attention=False``: no layer takes torch's fused attention (for a graph
+        that is differentiated twice; see ``BertModel.run_layers``).
         """
         return self.text_encoder.forward_fusion(
-            text_hidden, attention_mask, image_embeds, None, return_cross_attention
+            text_hidden, attention_mask, image_embeds, None, return_cross_attention,
+            fused_attention,
         )
 
     def itm_logits(self, fused_hidden: torch.Tensor) -> torch.Tensor:
@@ -311,9 +315,9 @@ class AlbefModel(nn.Module):
                 f"gradcam layer {layer} has no cross-attention; fusion layers are "
                 f"{cfg.fusion_layer}..{cfg.text_layers - 1}"
             )
-        if differentiable:
+        if differentiable:  # the chunk losses differentiate this graph twice
             fused = self.fuse(text_hidden, attention_mask, image_embeds,
-                              return_cross_attention=layer)
+                              return_cross_attention=layer, fused_attention=False)
             assert fused.cross_attention is not None
             return CrossAttentionForward(fused.cross_attention, self.itm_logits(fused.hidden))
         bert = self.text_encoder

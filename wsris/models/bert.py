@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..state_dicts import check_state_dict
@@ -180,6 +181,37 @@ class BertSelfAttention(nn.Module):
             scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
         return scores.softmax(dim=-1), v
 
+    def attend_grouped(self, hidden: torch.Tensor, context: IndexedImages) -> torch.Tensor:
+        """What :meth:`probs` then :meth:`attend` give for an :class:`IndexedImages`
+        context without a key mask, ``[B, L, D]``, computed without the probabilities: the
+        queries of each image's texts are packed along the sequence axis (``[B_img, H,
+        M * L, d]``, ``M`` the most texts of one image, short groups zero-padded) and
+        attend to that image's keys and values with torch's fused attention. Keys and
+        values are neither copied per text nor their gradients scattered back, which on a
+        CPU cost more than the attention itself (training fuses every image with several
+        texts). Used when no caller needs the probabilities (training without Grad-CAM).
+        """
+        q = self._heads(self.query(hidden))  # [T, H, L, d]
+        t, heads, length, d = q.shape
+        index = context.index
+        n_img = context.tokens.shape[0]
+        counts = torch.bincount(index, minlength=n_img)
+        most = int(counts.max())
+        order = torch.argsort(index, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.empty_like(index)  # each text's place within its image's group
+        slot[order] = torch.arange(t, device=index.device) - starts[index[order]]
+        packed = q.new_zeros(n_img, most, heads, length, d)
+        packed = packed.index_put((index, slot), q)
+        packed = packed.transpose(1, 2).reshape(n_img, heads, most * length, d)
+        k = self._heads(self.key(context.tokens))
+        v = self._heads(self.value(context.tokens))
+        drop = self.dropout.p if self.training else 0.0
+        out = F.scaled_dot_product_attention(packed, k.to(packed.dtype), v.to(packed.dtype),
+                                             dropout_p=drop)
+        out = out.reshape(n_img, heads, most, length, d).transpose(1, 2)[index, slot]
+        return out.transpose(1, 2).reshape(t, length, heads * d)
+
     def attend(self, probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """Dropout on the probabilities, weighted sum of values, heads merged."""
         probs = self.dropout(probs).to(value.dtype)
@@ -212,10 +244,15 @@ class BertAttention(nn.Module):
     def forward(
         self,
         hidden: torch.Tensor,
-        context: torch.Tensor,
+        context: torch.Tensor | IndexedImages,
         key_mask: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns the block output and the attention probabilities (before dropout)."""
+        need_probs: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns the block output and the attention probabilities (before dropout);
+        with ``need_probs=False`` an :class:`IndexedImages` context without a key mask
+        takes the packed fused path and the probabilities are None."""
+        if not need_probs and key_mask is None and isinstance(context, IndexedImages):
+            return self.output(self.self.attend_grouped(hidden, context), hidden), None
         probs, value = self.self.probs(hidden, context, key_mask)
         return self.output(self.self.attend(probs, value), hidden), probs
 
@@ -275,14 +312,16 @@ class BertLayer(nn.Module):
         text_mask: torch.Tensor | None,
         image: torch.Tensor | None = None,
         image_mask: torch.Tensor | None = None,
+        need_probs: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Returns the layer output and the cross-attention probabilities (or None)."""
+        """Returns the layer output and the cross-attention probabilities (or None: no
+        cross-attention, or ``need_probs=False`` took the fused path)."""
         x, _ = self.attention(hidden, hidden, text_mask)
         cross = None
         if self.has_cross_attention:
             if image is None:
                 raise ValueError("a fusion layer needs the image tokens")
-            x, cross = self.crossattention(x, image, image_mask)
+            x, cross = self.crossattention(x, image, image_mask, need_probs)
         return self.feed_forward(x), cross
 
     def cross_attention_probs(
@@ -352,12 +391,17 @@ class BertModel(nn.Module):
         image: torch.Tensor | None = None,
         image_mask: torch.Tensor | None = None,
         return_cross_attention: int | None = None,
+        fused_attention: bool = True,
     ) -> FusionOutput:
-        """Run layers ``start .. end-1``; masks are ``[B, L]`` / ``[B, N]`` (1 = attend)."""
+        """Run layers ``start .. end-1``; masks are ``[B, L]`` / ``[B, N]`` (1 = attend).
+        ``fused_attention=False`` keeps every cross-attention on the explicit
+        probabilities path, for a graph that is differentiated twice (torch's fused CPU
+        attention has no second derivative)."""
         keys, img_keys = _key_mask(text_mask), _key_mask(image_mask)
         cross = None
         for i in range(start, end):
-            hidden, probs = self.encoder.layer[i](hidden, keys, image, img_keys)
+            need = i == return_cross_attention or not fused_attention
+            hidden, probs = self.encoder.layer[i](hidden, keys, image, img_keys, need_probs=need)
             if i == return_cross_attention:
                 cross = probs
         return FusionOutput(hidden, cross)
@@ -389,12 +433,14 @@ class BertModel(nn.Module):
         image: torch.Tensor,
         image_mask: torch.Tensor | None = None,
         return_cross_attention: int | None = None,
+        fused_attention: bool = True,
     ) -> FusionOutput:
         """Fusion layers ``fusion_layer ..`` over text states and image tokens.
 
         ``image`` may have batch 1 for any text batch (one image, several texts).
         ``return_cross_attention`` is an absolute layer index whose post-softmax
         cross-attention probabilities (before dropout) are returned, still in the graph.
+        ``fused_attention``: see :meth:`run_layers`.
         """
         cfg = self.config
         if return_cross_attention is not None and not (
@@ -412,6 +458,7 @@ class BertModel(nn.Module):
             image,
             image_mask,
             return_cross_attention,
+            fused_attention,
         )
 
     def forward(
