@@ -364,3 +364,22 @@ def test_the_fused_optimiser_makes_the_same_updates_as_the_per_tensor_loop():
     for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
     assert (a[0].weight - start).abs().max() > 1e-3  # it did train
+
+
+def test_resuming_an_unfused_optimiser_state_runs_fused(tmp_path):
+    """A checkpoint written before AdamW ran fused resumes with the fused kernel."""
+    cfg = _config(tmp_path / "r")
+    cfg.schedule.time_limit_minutes = 1e-9  # stop after the first step
+    train(cfg, progress=False)
+    path = tmp_path / "r" / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    assert all(g["fused"] for g in state["optimizer"]["param_groups"])
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"] = None  # as the per-tensor AdamW saved it
+    torch.save(state, path)
+    cfg = _config(tmp_path / "r")
+    cfg.schedule.time_limit_minutes = 1e-9
+    train(cfg, progress=False)
+    state = torch.load(path, weights_only=True)
+    assert state["step"] == 2
+    assert all(g["fused"] for g in state["optimizer"]["param_groups"])

@@ -245,6 +245,8 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
         state = torch.load(ckpt_path, map_location=dist.device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # a checkpoint from before fused AdamW
+            group["fused"] = optimizer.defaults["fused"]
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"].cpu())
         start, elapsed_before = int(state["step"]), float(state.get("elapsed", 0.0))
