@@ -45,14 +45,34 @@ def test_objective_adds_one_negative_per_swappable_caption_and_trains():
     torch.manual_seed(0)
     obj, data = tiny_chunk_objective(text_negatives=True)
     batch = obj.collate([data[i] for i in range(8)])
-    texts = batch.text.texts + ["the shape that is not a"]  # the last has nothing to swap
     img = obj.model.encode_image(batch.pixel_values).tokens
-    index = torch.cat([batch.image_index, batch.image_index[:1]])
-    logits = obj._perturbed_logits(texts, img, index)
-    swappable = sum(any(w in TABLE for w in t.lower().split()) for t in texts)
-    assert swappable == len(texts) - 1
+    logits = obj._perturbed_logits(batch, img, batch.image_index)
+    swappable = sum(any(w in TABLE for w in t.lower().split()) for t in batch.text.texts)
+    assert swappable > 0
     assert logits.shape == (swappable, 2)
     out = obj(batch)
     out["loss"].backward()
     emb = obj.model.text_encoder.embeddings.word_embeddings.weight.grad
     assert emb is not None and emb.abs().sum() > 0
+
+
+def test_with_the_filter_a_swap_that_still_fits_the_image_is_not_a_negative():
+    from wsris.training.false_negatives import may_describe
+
+    torch.manual_seed(0)
+    obj, data = tiny_chunk_objective(text_negatives=True, filter_false_negatives=True)
+    samples = [data[i] for i in range(16)]
+    batch = obj.collate(samples)
+    obj.set_step(5)
+    img = obj.model.encode_image(batch.pixel_values).tokens
+    logits = obj._perturbed_logits(batch, img, batch.image_index)
+    # the same swaps, drawn by hand with the objective's seed for this step
+    rng = random.Random(int(obj.train_config.seed) * 1_000_003 + 5)
+    swapped = [perturb_caption(t, TABLE, rng) for t in batch.text.texts]
+    scenes = [data.scene(int(s.sample_id.split("/")[1])).objects for s in samples]
+    kept = [t for t, sc in zip(swapped, scenes, strict=True)
+            if t is not None and not may_describe(t, sc)]
+    dropped = [t for t, sc in zip(swapped, scenes, strict=True)
+               if t is not None and may_describe(t, sc)]
+    assert dropped, "these scenes should give at least one swap that still fits"
+    assert (0 if logits is None else len(logits)) == len(kept)

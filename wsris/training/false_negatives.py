@@ -63,11 +63,11 @@ def describable(texts: Sequence[str], scenes: Sequence[Sequence[Any]]) -> torch.
                         dtype=torch.bool).reshape(len(texts), len(scenes))
 
 
-def batch_describable(
+def batch_scenes(
     stages: Sequence[tuple[int | None, Any]], step: int, batch: Any
-) -> torch.Tensor:
-    """``[B_txt, B_img]`` :func:`describable` for a training batch, the scenes read from
-    the dataset of the curriculum stage (``(until_step, dataset)`` pairs) at ``step``."""
+) -> list[Sequence[Any]]:
+    """The objects of each image of a training batch, read from the dataset of the
+    curriculum stage (``(until_step, dataset)`` pairs) at ``step``."""
     from ..errors import ManifestError
 
     data = next(d for until, d in stages if until is None or step < until)
@@ -77,8 +77,15 @@ def batch_describable(
     for t, b in enumerate(batch.image_index.tolist()):
         first.setdefault(b, t)
     n_img = int(batch.pixel_values.shape[0])
-    scenes = [data.scene(scene_index(batch.sample_ids[first[b]])).objects for b in range(n_img)]
-    return describable(batch.text.texts, scenes)
+    return [data.scene(scene_index(batch.sample_ids[first[b]])).objects for b in range(n_img)]
+
+
+def batch_describable(
+    stages: Sequence[tuple[int | None, Any]], step: int, batch: Any
+) -> torch.Tensor:
+    """``[B_txt, B_img]`` :func:`describable` for a training batch (see
+    :func:`batch_scenes`)."""
+    return describable(batch.text.texts, batch_scenes(stages, step, batch))
 
 
 def drop_describable(

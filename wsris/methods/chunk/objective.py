@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...errors import ManifestError
 from ...models.bert import IndexedImages
-from ...training.false_negatives import drop_describable
+from ...training.false_negatives import batch_scenes, drop_describable, may_describe
 from ...training.objectives import Objective
 from .losses import (
     PIXEL_REDUCTIONS,
@@ -162,7 +162,7 @@ class ChunkObjective(Objective):
             logits.append(m.itm_logits(out.hidden))
             labels.append(torch.zeros_like(texts))
         if w["text_negatives"]:
-            neg_logits = self._perturbed_logits(batch.text.texts, img, image_index)
+            neg_logits = self._perturbed_logits(batch, img, image_index)
             if neg_logits is not None:
                 logits.append(neg_logits)
                 labels.append(torch.zeros(len(neg_logits), dtype=torch.long, device=self.device))
@@ -201,13 +201,20 @@ class ChunkObjective(Objective):
         return {"loss": total, **terms}
 
     def _perturbed_logits(
-        self, texts: list[str], img: torch.Tensor, image_index: torch.Tensor
+        self, batch, img: torch.Tensor, image_index: torch.Tensor
     ) -> torch.Tensor | None:
         """ITM logits of each caption with one word swapped, against its own image (None
         when no caption has a swappable word). Seeded by the step, so a resumed run draws
-        the same swaps."""
+        the same swaps. With ``filter_false_negatives``, a swapped caption whose head
+        phrase still fits an object of the image (e.g. "the red circle" -> "the blue
+        circle" in a scene with a blue circle) is not used."""
         rng = random.Random(int(self.train_config.seed) * 1_000_003 + self.step)
-        swapped = [perturb_caption(t, self.swap_table, rng) for t in texts]
+        swapped = [perturb_caption(t, self.swap_table, rng) for t in batch.text.texts]
+        if self.weights["filter_false_negatives"]:
+            scenes = batch_scenes(self.train_stages(), self.step, batch)
+            index = image_index.tolist()
+            swapped = [None if t is None or may_describe(t, scenes[index[i]]) else t
+                       for i, t in enumerate(swapped)]
         rows = [i for i, t in enumerate(swapped) if t is not None]
         if not rows:
             return None
