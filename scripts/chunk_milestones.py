@@ -13,13 +13,17 @@ wsris/training/false_negatives.py), and such a pair has no right order.
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # wsris's thread policy; torch comes first
 
-import wsris
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import wsris  # noqa: E402
 from wsris.blocks.gradcam import compute_gradcam, sentence_map
 from wsris.data.shapes import ShapesRef
 from wsris.methods.chunk.validation import _picked
