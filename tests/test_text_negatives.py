@@ -46,7 +46,7 @@ def test_objective_adds_one_negative_per_swappable_caption_and_trains():
     obj, data = tiny_chunk_objective(text_negatives=True)
     batch = obj.collate([data[i] for i in range(8)])
     img = obj.model.encode_image(batch.pixel_values).tokens
-    logits = obj._perturbed_logits(batch, img, batch.image_index)
+    logits = obj._perturbed_logits(batch.text.texts, None, img, batch.image_index)
     swappable = sum(any(w in TABLE for w in t.lower().split()) for t in batch.text.texts)
     assert swappable > 0
     assert logits.shape == (swappable, 2)
@@ -57,7 +57,7 @@ def test_objective_adds_one_negative_per_swappable_caption_and_trains():
 
 
 def test_with_the_filter_a_swap_that_still_fits_the_image_is_not_a_negative():
-    from wsris.training.false_negatives import may_describe
+    from wsris.training.false_negatives import batch_scenes, may_describe
 
     torch.manual_seed(0)
     obj, data = tiny_chunk_objective(text_negatives=True, filter_false_negatives=True)
@@ -65,7 +65,8 @@ def test_with_the_filter_a_swap_that_still_fits_the_image_is_not_a_negative():
     batch = obj.collate(samples)
     obj.set_step(5)
     img = obj.model.encode_image(batch.pixel_values).tokens
-    logits = obj._perturbed_logits(batch, img, batch.image_index)
+    image_scenes = batch_scenes(obj.train_stages(), 5, batch)  # what forward passes
+    logits = obj._perturbed_logits(batch.text.texts, image_scenes, img, batch.image_index)
     # the same swaps, drawn by hand with the objective's seed for this step
     rng = random.Random(int(obj.train_config.seed) * 1_000_003 + 5)
     swapped = [perturb_caption(t, TABLE, rng) for t in batch.text.texts]

@@ -33,7 +33,12 @@ import torch.nn.functional as F
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...errors import ManifestError
 from ...models.bert import IndexedImages
-from ...training.false_negatives import batch_scenes, drop_describable, may_describe
+from ...training.false_negatives import (
+    batch_scenes,
+    describable,
+    drop_describable,
+    may_describe,
+)
 from ...training.objectives import Objective
 from .losses import (
     PIXEL_REDUCTIONS,
@@ -142,11 +147,14 @@ class ChunkObjective(Objective):
 
         # ITM negatives from the batch: uniform first, then weighted by the detached
         # contrastive similarity (hard); an image's own texts are never its negatives.
+        # the objects of each image, when false negatives are filtered (read once a step)
+        scenes = (batch_scenes(self.train_stages(), self.step, batch)
+                  if w["filter_false_negatives"] else None)
         with torch.no_grad():
             hard = self.step >= int(w["hard_negatives_from_step"])
             w_img, w_txt = negative_weights(sim, image_index, hard)
-            if w["filter_false_negatives"]:
-                possible = self.describable(batch).to(w_img.device)
+            if scenes is not None:
+                possible = describable(batch.text.texts, scenes).to(w_img.device)
                 w_img, w_txt = drop_describable(w_img, w_txt, possible, image_index)
             neg_img = _sample_rows(w_img)
             neg_txt = _sample_rows(w_txt)
@@ -162,7 +170,7 @@ class ChunkObjective(Objective):
             logits.append(m.itm_logits(out.hidden))
             labels.append(torch.zeros_like(texts))
         if w["text_negatives"]:
-            neg_logits = self._perturbed_logits(batch, img, image_index)
+            neg_logits = self._perturbed_logits(batch.text.texts, scenes, img, image_index)
             if neg_logits is not None:
                 logits.append(neg_logits)
                 labels.append(torch.zeros(len(neg_logits), dtype=torch.long, device=self.device))
@@ -201,17 +209,21 @@ class ChunkObjective(Objective):
         return {"loss": total, **terms}
 
     def _perturbed_logits(
-        self, batch, img: torch.Tensor, image_index: torch.Tensor
+        self,
+        texts: list[str],
+        scenes: list | None,
+        img: torch.Tensor,
+        image_index: torch.Tensor,
     ) -> torch.Tensor | None:
         """ITM logits of each caption with one word swapped, against its own image (None
         when no caption has a swappable word). Seeded by the step, so a resumed run draws
-        the same swaps. With ``filter_false_negatives``, a swapped caption whose head
-        phrase still fits an object of the image (e.g. "the red circle" -> "the blue
-        circle" in a scene with a blue circle) is not used."""
+        the same swaps. Given the ``scenes`` (each image's objects: false negatives are
+        filtered), a swapped caption whose head phrase still fits an object of the image
+        (e.g. "the red circle" -> "the blue circle" in a scene with a blue circle) is not
+        used."""
         rng = random.Random(int(self.train_config.seed) * 1_000_003 + self.step)
-        swapped = [perturb_caption(t, self.swap_table, rng) for t in batch.text.texts]
-        if self.weights["filter_false_negatives"]:
-            scenes = batch_scenes(self.train_stages(), self.step, batch)
+        swapped = [perturb_caption(t, self.swap_table, rng) for t in texts]
+        if scenes is not None:
             index = image_index.tolist()
             swapped = [None if t is None or may_describe(t, scenes[index[i]]) else t
                        for i, t in enumerate(swapped)]
