@@ -82,19 +82,20 @@ class RecipeStep:
         self.objective = build_objective(self.config, torch.device("cpu"))
         self.objective.set_step(step)
         self.timer = PartTimer(self.objective.model, PARTS[self.config.method])
-        from wsris.training.loop import StepSampler, _texts_per_image
+        from wsris.training.loop import (
+            StepSampler,
+            _texts_per_image,
+            autocast_settings,
+            build_optimizer,
+        )
 
         # the curriculum stage that ``step`` falls in, as the training loop would read
         self.data = next(data for until, data in self.objective.train_stages()
                          if until is None or step < until)
         self.sampler = StepSampler(len(self.data), batch, 0,
                                    group=_texts_per_image(self.data, self.config.optim))
-        from wsris.training.loop import build_optimizer
-
         self.optimizer = build_optimizer(self.objective.model, self.config.optim)  # as training
         self.batch = batch
-        from wsris.training.loop import autocast_settings
-
         # the recipe's own autocast setting, as the training loop applies it (cpu_amp)
         self.amp, self.amp_dtype = autocast_settings(self.config, torch.device("cpu"))
         self.params = sum(p.numel() for p in self.objective.model.parameters())

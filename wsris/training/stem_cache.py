@@ -77,19 +77,19 @@ def cached_scenes(dataset: Any) -> Any | None:
 
 def _compute(scenes: Any, backbone: nn.Module, preprocessing: dict[str, Any], path: Path,
              progress: bool) -> tuple[int, ...]:
-    n = len(scenes)
     was_training = backbone.training
     backbone.eval()  # batch norm must neither use nor update batch statistics here
     try:
-        return _fill(scenes, backbone, preprocessing, path, progress, n)
+        return _fill(scenes, backbone, preprocessing, path, progress)
     finally:
         backbone.train(was_training)
 
 
 def _fill(scenes: Any, backbone: nn.Module, preprocessing: dict[str, Any], path: Path,
-          progress: bool, n: int) -> tuple[int, ...]:
+          progress: bool) -> tuple[int, ...]:
     from tqdm.auto import tqdm
 
+    n = len(scenes)
     device = next(backbone.parameters()).device  # a GPU run computes them on its GPU
     with torch.no_grad():
         probe = backbone(to_model_input(scenes.image(0), preprocessing)[None].to(device))
