@@ -80,10 +80,10 @@ def test_slots_once_and_one_fusion_batch(model: SagModel, monkeypatch) -> None:
         calls["discover"] += 1
         return orig_disc(*a, **kw)
 
-    def fuse(slots, text):
+    def fuse(slots, text, mask=None):
         calls["fuse"] += 1
         calls["fuse_texts"].append(text.shape[0])
-        return orig_fuse(slots, text)
+        return orig_fuse(slots, text, mask)
 
     monkeypatch.setattr(model, "encode_image", encode_image)
     monkeypatch.setattr(model, "discover", discover)

@@ -44,6 +44,7 @@ from .sag_config import (  # noqa: F401  (public here too)
     DECODER_POS,
     RECON_TARGETS,
     SLOT_INITS,
+    SLOT_SPLITS,
     SLOT_TYPES,
     STEMS,
     TEXT_NORMS,
@@ -162,9 +163,51 @@ class SagModel(nn.Module):
             slots, attn = self.aggregation(slots, keys, values)
             slots = self.interaction(slots)
         assert attn is not None
-        if self.config.slot_head:
-            slots = self.slot_head.norm(self.slot_head.proj(slots))
-        return SlotOutput(slots, attn.mean(dim=1), image.grid)
+        return SlotOutput(self._head(slots), attn.mean(dim=1), image.grid, slots, values)
+
+    def _head(self, state: torch.Tensor) -> torch.Tensor:
+        if not self.config.slot_head:
+            return state
+        return self.slot_head.norm(self.slot_head.proj(state))
+
+    def split_slots(self, slots: SlotOutput, min_tokens: int | None = None) -> SlotOutput:
+        """Departure (``slot_split: pieces``): every slot whose hard mask falls apart into
+        several 8-connected pieces of at least ``min_tokens`` tokens (default: the
+        config's) becomes one entity per piece (:func:`~wsris.blocks.slot_pieces.slot_pieces`).
+
+        A piece's ``A^slot`` is its slot's inside the piece and 0 elsewhere, so the pieces
+        of a slot add up to it there; its state is the slot's plus one more aggregation
+        update (Eq. 3-4 and the residual MLP) whose attention is that restricted map, so
+        two shapes of one colour, which one slot holds, get features of their own (their
+        positions differ). Other slots are unchanged. Images are padded to the batch's
+        largest entity count; ``mask`` marks the real ones.
+        """
+        if slots.state is None or slots.values is None:
+            raise ValueError("split_slots needs the output of discover()")
+        from ..blocks.slot_pieces import slot_pieces
+
+        pieces = slot_pieces(slots.a_slot, slots.grid,
+                             min_tokens or self.config.slot_split_min_tokens)
+        n, d = slots.a_slot.shape[-1], slots.state.shape[-1]
+        source = pieces.source[..., None]
+        a = slots.a_slot.gather(1, source.expand(-1, -1, n))  # [B, P, N]
+        a = torch.where(pieces.split[..., None], a * pieces.inside, a)
+        a = a * pieces.valid[..., None]
+        before = slots.state.gather(1, source.expand(-1, -1, d))  # [B, P, D]
+        agg = self.aggregation
+        weights = a / (a.sum(dim=-1, keepdim=True) + 1e-8)  # l1 over the piece's tokens
+        update = torch.einsum("bpn,bhnd->bphd", weights.to(slots.values.dtype), slots.values)
+        after = before + agg.drop(agg.to_out(update.flatten(2)))
+        after = after + agg.mlp(agg.norm_mlp(after))
+        state = torch.where(pieces.split[..., None], after, before)
+        state = state * pieces.valid[..., None].to(state.dtype)
+        return SlotOutput(self._head(state), a, slots.grid, state, slots.values, pieces.valid)
+
+    def entities(self, slots: SlotOutput, split: str | None = None) -> SlotOutput:
+        """What text is fused with: the slots, or their pieces when ``split`` (default:
+        the config's ``slot_split``) is ``"pieces"``."""
+        split = split or self.config.slot_split
+        return self.split_slots(slots) if split == "pieces" else slots
 
     def encode_slots(
         self,
@@ -209,9 +252,12 @@ class SagModel(nn.Module):
             t = F.normalize(t.float(), dim=-1).to(t.dtype)
         return t
 
-    def fuse(self, slots: torch.Tensor, text: torch.Tensor) -> FusionOutput:
-        """Fuse every image's slots ``[B, K, D]`` with every text ``[T, D]``."""
-        return self.fusion(slots, text)
+    def fuse(
+        self, slots: torch.Tensor, text: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> FusionOutput:
+        """Fuse every image's slots ``[B, K, D]`` with every text ``[T, D]``; ``mask``
+        ``[B, K]`` marks real slots when images have different counts (split slots)."""
+        return self.fusion(slots, text, mask)
 
     def logit_scale(self) -> torch.Tensor:
         """Scale multiplying the C^3 logits (1 in the paper)."""
@@ -256,14 +302,15 @@ class SagModel(nn.Module):
         slots = self.discover(image, slot_init)
         if text is None:
             text = self.encode_text(input_ids, attention_mask)
-        fused = self.fuse(slots.slots, text)
-        recon = self.decode(slots)
+        entities = self.entities(slots)
+        fused = self.fuse(entities.slots, text, entities.mask)
+        recon = self.decode(slots)  # from the slots themselves, split or not
         return SagOutput(
             z=fused.z,
             text=text,
             a_fuse=fused.a_fuse,
-            a_slot=slots.a_slot,
-            slots=slots.slots,
+            a_slot=entities.a_slot,
+            slots=entities.slots,
             recon=recon,
             recon_target=self.reconstruction_target(pixel_values, image),
             recon_splits=self.config.recon_splits,

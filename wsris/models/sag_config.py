@@ -17,6 +17,7 @@ STEMS = ("patch", "conv", "efficientnet_lite0")
 DECODER_POS = ("sine", "learned")
 DECODER_MIXING = ("alpha", "attention")
 TEXT_NORMS = ("none", "l2")
+SLOT_SPLITS = ("none", "pieces")
 
 
 @dataclass
@@ -86,6 +87,12 @@ class SagConfig:
     slot_head: bool = True  # final Linear + LayerNorm on the slots (as the official code)
     dropout: float = 0.1
 
+    # Departure (paper: "none"): "pieces" splits every slot whose hard mask falls apart into
+    # several 8-connected pieces of at least slot_split_min_tokens tokens into one entity
+    # per piece, in training (C^3 over the pieces) and at inference; see split_slots.
+    slot_split: str = "none"
+    slot_split_min_tokens: int = 2
+
     # --- modality fusion ---------------------------------------------------------------
     fusion_hidden: int = 1024  # Dh of the cross-attention
     fusion_heads: int = 4
@@ -150,6 +157,8 @@ class SagConfig:
               "stem efficientnet_lite0 needs patch_size 8")
         check(self.decoder_pos in DECODER_POS, f"decoder_pos must be in {DECODER_POS}")
         check(self.decoder_mixing in DECODER_MIXING, f"decoder_mixing in {DECODER_MIXING}")
+        check(self.slot_split in SLOT_SPLITS, f"slot_split must be one of {SLOT_SPLITS}")
+        check(self.slot_split_min_tokens >= 1, "slot_split_min_tokens >= 1")
         check(self.text_norm in TEXT_NORMS, f"text_norm must be in {TEXT_NORMS}")
         check(self.text_weights in ("", "minilm"), "text_weights must be '' or 'minilm'")
         check(self.image_size % self.patch_size == 0, "image_size % patch_size != 0")

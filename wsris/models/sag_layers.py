@@ -42,6 +42,12 @@ class SlotOutput:
     slots: torch.Tensor  # [B, K, D] entity embeddings Phi(x)
     a_slot: torch.Tensor  # [B, K, N] A^slot of the last iteration, heads averaged, float32
     grid: tuple[int, int]
+    # for SagModel.split_slots: the slot states before the slot head, the aggregation's
+    # values [B, H, N, dh], and which of K rows are real slots ([B, K] bool, None: all;
+    # split slots pad each image's pieces to the batch's largest count)
+    state: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
 
 @dataclass
@@ -435,7 +441,11 @@ class ModalityFusion(nn.Module):
         self.norm_mlp = nn.LayerNorm(d)
         self.mlp = FeedForward(d, config.mlp_ratio * d, config.dropout)
 
-    def forward(self, slots: torch.Tensor, text: torch.Tensor) -> FusionOutput:
+    def forward(
+        self, slots: torch.Tensor, text: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> FusionOutput:
+        """``mask`` ``[B, K]`` bool: the real slots of each image (padding gets no
+        attention); ``None``: every slot is real."""
         attn = self.attn
         b, t = slots.shape[0], text.shape[0]
         hd, nh = attn.head_dim, attn.heads
@@ -444,6 +454,8 @@ class ModalityFusion(nn.Module):
         k = attn.split(attn.to_k(ctx))  # [B, H, K, dh]
         v = attn.split(attn.to_v(ctx))
         logits = torch.einsum("thd,bhkd->bthk", q, k).float() * hd**-0.5
+        if mask is not None:
+            logits = logits.masked_fill(~mask[:, None, None, :].to(logits.device), float("-inf"))
         probs = logits.softmax(dim=-1)  # over the slots
         out = torch.einsum("bthk,bhkd->bthd", probs.to(v.dtype), v).reshape(b, t, nh * hd)
         x = text.unsqueeze(0) + attn.drop(attn.to_out(out))  # [B, T, D]

@@ -19,7 +19,7 @@ SPEC = register_method(MethodSpec(
     model_class="wsris.models.sag:SagModel",
     presets=("paper", "tiny"),
     pipeline="wsris.methods.sag.pipeline",
-    options=frozenset({"combine", "slot_init", "num_samples", "seed"}),
+    options=frozenset({"combine", "slot_init", "num_samples", "seed", "slot_split"}),
     defaults={
         "preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"},
         "text": {"style": "bert", "max_length": 40},
@@ -35,10 +35,14 @@ SPEC = register_method(MethodSpec(
         "mean-init": {"slot_init": "mean"},
         "sample-init": {"slot_init": "sample", "seed": 0, "num_samples": 1},
         "sample3-init": {"slot_init": "sample", "seed": 0, "num_samples": 3},
+        # departure: a slot's connected pieces as entities (or not, whatever the model's)
+        "pieces": {"slot_split": "pieces"},
+        "whole-slots": {"slot_split": "none"},
     },
     variant_help="sag: product | max | avg | min (A^fuse.A^slot, MAX, AVG, MIN), "
     "mean-init | sample-init | sample3-init (slots from the Gaussian means, one seeded "
-    "draw, three seeded draws averaged)",
+    "draw, three seeded draws averaged), pieces | whole-slots (a slot's connected pieces as "
+    "entities, or the slots themselves)",
     objective="wsris.methods.sag.objective:SagObjective",
     converters={"sag": Converter("wsris.methods.sag.convert:convert_sag",
                                  "wsris.methods.sag.convert_cli:sag_command")},

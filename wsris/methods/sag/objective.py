@@ -104,7 +104,8 @@ class SagObjective(Objective):
             batch = batch.to(self.device)
             _, slots = self.model.encode_slots(batch.pixel_values, init="sample", seed=0)
             text = self.model.encode_text(batch.text.input_ids, batch.text.attention_mask)
-            z = self.model.fuse(slots.slots, text).z
+            entities = self.model.entities(slots)
+            z = self.model.fuse(entities.slots, text, entities.mask).z
             correct += c3_retrieval_accuracy(z, text) * batch_size
             total += batch_size
         if not total:
@@ -128,6 +129,7 @@ class SagObjective(Objective):
             _, slots = self.model.encode_slots(
                 batch.pixel_values.to(self.device), init="sample", seed=0
             )
+            slots = self.model.entities(slots)  # binding of what the text is fused with
             h, w = slots.grid
             a_slot = slots.a_slot[0].reshape(-1, h, w).float().cpu()
             masks = torch.stack([torch.from_numpy(m) for m in sample.object_masks])

@@ -11,12 +11,16 @@ Options (``config.json`` "inference", overridable per call):
 * ``slot_init``: ``mean`` (the Gaussian means, no noise) or ``sample`` (noise from a CPU
   generator seeded with ``seed``, the maps of ``num_samples`` draws averaged). Both are
   deterministic; the official code draws fresh noise at every call.
+* ``slot_split``: ``none`` (the paper's) or ``pieces`` (a departure; default: the model's
+  ``slot_split``): a slot whose hard mask falls apart into 8-connected pieces becomes one
+  entity per piece (:meth:`SagModel.split_slots`), and the text is fused with those.
 
 Stages kept on each output: ``a_slot`` ``[K, h, w]`` (the last iteration's A^slot, heads
 averaged; shared by all texts of the image), ``a_fuse`` ``[K]`` (this text's A^fuse),
 ``map`` ``[h, w]`` (the combined map before resizing). With ``num_samples > 1`` these are
 the first draw's, the map is the average over draws, and ``a_slot_samples``
-``[n, K, h, w]`` / ``a_fuse_samples`` ``[n, K]`` hold every draw. ``score`` is the cosine
+``[n, K, h, w]`` / ``a_fuse_samples`` ``[n, K]`` hold every draw (lists of ``[K_s, h, w]``
+and ``[K_s]`` with ``slot_split: pieces``, where draws may differ in count). ``score`` is the cosine
 between the cross-modal embedding ``z`` and the text feature (the quantity C^3 trains),
 averaged over draws.
 """
@@ -31,7 +35,7 @@ import torch.nn.functional as F
 
 from ...blocks.slots import COMBINE_MODES, combine_slot_maps
 from ...errors import InvalidInputError
-from ...models.sag import SLOT_INITS, SagModel
+from ...models.sag import SLOT_INITS, SLOT_SPLITS, SagModel
 from ...pipelines.base import LocalizationOutput
 from ...text import TextBatch
 
@@ -40,6 +44,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "slot_init": "sample",
     "num_samples": 1,
     "seed": 0,
+    "slot_split": None,  # None: the model's
 }
 
 
@@ -56,6 +61,9 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInputError(f"num_samples and seed must be integers: {exc}") from None
     if opts["num_samples"] < 1:
         raise InvalidInputError("num_samples must be >= 1")
+    if opts["slot_split"] is not None and opts["slot_split"] not in SLOT_SPLITS:
+        raise InvalidInputError(
+            f"slot_split must be one of {SLOT_SPLITS}, got {opts['slot_split']!r}")
     if opts["slot_init"] == "mean":
         opts["num_samples"] = 1  # the means are deterministic: one draw says it all
     return opts
@@ -116,11 +124,16 @@ def localize(
     n = opts["num_samples"]
     slots = _slots(model, pixel_values, opts, cache)
     text_feats = model.encode_text(text.input_ids, text.attention_mask)  # [T, D]
-    fused = model.fuse(slots.slots, text_feats)  # z [n, T, D], a_fuse [n, T, K]
+    entities = model.entities(slots, opts["slot_split"])
+    fused = model.fuse(entities.slots, text_feats, entities.mask)  # z [n, T, D], a_fuse [n, T, K]
 
     h, w = slots.grid
-    a_slot = slots.a_slot.float().reshape(n, -1, h, w).cpu()  # [n, K, h, w]
-    a_fuse = fused.a_fuse.float().cpu()  # [n, T, K]
+    a_slot: Any = entities.a_slot.float().reshape(n, -1, h, w).cpu()  # [n, K, h, w]
+    a_fuse: Any = fused.a_fuse.float().cpu()  # [n, T, K]
+    if entities.mask is not None:  # each draw's own entities, padding dropped
+        real = entities.mask.cpu()
+        a_slot = [a_slot[s][real[s]] for s in range(n)]
+        a_fuse = [a_fuse[s][:, real[s]] for s in range(n)]
     maps = torch.stack(
         [combine_slot_maps(a_slot[s], a_fuse[s], opts["combine"]) for s in range(n)]
     ).mean(dim=0)  # [T, h, w]
@@ -132,15 +145,17 @@ def localize(
     for t in range(text_feats.shape[0]):
         stages: dict[str, Any] = {
             "a_slot": first,
-            "a_fuse": a_fuse[0, t],
+            "a_fuse": a_fuse[0][t],
             "map": maps[t],
             "combine": opts["combine"],
             "slot_init": opts["slot_init"],
             "num_samples": n,
+            "slot_split": opts["slot_split"] or model.config.slot_split,
         }
         if n > 1:
             stages["a_slot_samples"] = a_slot
-            stages["a_fuse_samples"] = a_fuse[:, t]
+            stages["a_fuse_samples"] = (a_fuse[:, t] if isinstance(a_fuse, torch.Tensor)
+                                        else [f[t] for f in a_fuse])
         outputs.append(
             LocalizationOutput(heatmap=maps[t].contiguous(), score=float(cosine[t]), stages=stages)
         )
