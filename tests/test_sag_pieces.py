@@ -133,3 +133,26 @@ def test_the_option_is_checked_and_runs_end_to_end(model):
     assert outs[0].stages["slot_split"] == "pieces"
     whole = localize(model, x, text, None, {"slot_split": "none"})
     assert whole[0].stages["a_slot"].shape[0] == model.config.num_slots
+
+
+def test_entity_context_starts_as_identity_and_ignores_padding():
+    torch.manual_seed(0)
+    m = SagModel(SagConfig.tiny(text_vocab_size=100, entity_context_layers=1)).eval()
+    plain = torch.zeros(6, 6, dtype=torch.long)
+    plain[0:2, 0:2] = 1
+    plain[4:6, 0:2] = 2
+    slots = _slots(m, [_two_blobs(), plain])
+    with torch.no_grad():
+        split = m.split_slots(slots)
+        start = m.entities(slots, "pieces")
+        torch.testing.assert_close(start.slots, split.slots)  # zeroed residuals
+        for p in m.entity_context.parameters():  # a trained layer: no longer the identity
+            p.add_(0.1 * torch.randn_like(p))
+        both = m.entities(slots, "pieces")
+        second = SlotOutput(slots.slots[1:], slots.a_slot[1:], slots.grid, slots.state[1:],
+                            slots.values[1:])
+        alone = m.entities(second, "pieces")
+    assert not torch.allclose(both.slots, split.slots)
+    # image 1 alone has no padding; in the batch its fourth row is padding, which no real
+    # entity may attend to
+    torch.testing.assert_close(both.slots[1, :3], alone.slots[0])

@@ -102,6 +102,11 @@ class SagModel(nn.Module):
             self.slot_head.proj = nn.Linear(d, d)
             self.slot_head.norm = nn.LayerNorm(d)
         self.fusion = ModalityFusion(config)
+        self.entity_context = nn.ModuleList(
+            TransformerLayer(config.dim, config.interaction_hidden, config.interaction_heads,
+                             config.mlp_ratio, config.dropout).zero_residuals()
+            for _ in range(config.entity_context_layers)
+        )
         self.decoder = BroadcastDecoder(config)
 
     def external_weights(self) -> dict[str, Any]:
@@ -205,9 +210,15 @@ class SagModel(nn.Module):
 
     def entities(self, slots: SlotOutput, split: str | None = None) -> SlotOutput:
         """What text is fused with: the slots, or their pieces when ``split`` (default:
-        the config's ``slot_split``) is ``"pieces"``."""
+        the config's ``slot_split``) is ``"pieces"``, then the ``entity_context_layers``."""
         split = split or self.config.slot_split
-        return self.split_slots(slots) if split == "pieces" else slots
+        out = self.split_slots(slots) if split == "pieces" else slots
+        if not len(self.entity_context):
+            return out
+        x = out.slots
+        for layer in self.entity_context:  # departure: entities see each other
+            x = layer(x, out.mask)
+        return SlotOutput(x, out.a_slot, out.grid, out.state, out.values, out.mask)
 
     def encode_slots(
         self,

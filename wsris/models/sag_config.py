@@ -92,6 +92,10 @@ class SagConfig:
     # per piece, in training (C^3 over the pieces) and at inference; see split_slots.
     slot_split: str = "none"
     slot_split_min_tokens: int = 2
+    # Departure (paper: 0): self-attention layers over all of an image's entities before
+    # fusion, so that an entity's feature can carry its context ("left of a square"), which
+    # the one-query fusion cannot compute; they start as the identity (zeroed residuals).
+    entity_context_layers: int = 0
 
     # --- modality fusion ---------------------------------------------------------------
     fusion_hidden: int = 1024  # Dh of the cross-attention
@@ -159,6 +163,7 @@ class SagConfig:
         check(self.decoder_mixing in DECODER_MIXING, f"decoder_mixing in {DECODER_MIXING}")
         check(self.slot_split in SLOT_SPLITS, f"slot_split must be one of {SLOT_SPLITS}")
         check(self.slot_split_min_tokens >= 1, "slot_split_min_tokens >= 1")
+        check(self.entity_context_layers >= 0, "entity_context_layers >= 0")
         check(self.text_norm in TEXT_NORMS, f"text_norm must be in {TEXT_NORMS}")
         check(self.text_weights in ("", "minilm"), "text_weights must be '' or 'minilm'")
         check(self.image_size % self.patch_size == 0, "image_size % patch_size != 0")

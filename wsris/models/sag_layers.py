@@ -147,13 +147,18 @@ class MultiHeadAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mask`` ``[B, K]`` bool: the context entries that may be attended to."""
         q, k, v = (
             self.split(self.to_q(x)),
             self.split(self.to_k(context)),
             self.split(self.to_v(context)),
         )
         logits = (q @ k.transpose(-1, -2)).float() * self.head_dim**-0.5
+        if mask is not None:
+            logits = logits.masked_fill(~mask[:, None, None, :], float("-inf"))
         attn = logits.softmax(dim=-1)
         out = attn.to(v.dtype) @ v  # [B, H, Q, dh]
         out = out.transpose(1, 2).flatten(2)
@@ -216,10 +221,18 @@ class TransformerLayer(nn.Module):
         self.norm_mlp = nn.LayerNorm(dim)
         self.mlp = FeedForward(dim, mlp_ratio * dim, dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         h = self.norm_attn(x)
-        x = x + self.attn(h, h)[0]
+        x = x + self.attn(h, h, mask)[0]
         return x + self.mlp(self.norm_mlp(x))
+
+    def zero_residuals(self) -> TransformerLayer:
+        """Zero the last projection of both branches: the layer starts as the identity
+        (for a layer added to a trained model)."""
+        for layer in (self.attn.to_out, self.mlp.fc2):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        return self
 
 
 class GroupInteraction(nn.Module):
