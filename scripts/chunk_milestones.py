@@ -8,6 +8,18 @@ the image (``itm_pair_certain_negatives``): on Shapes-Ref a random other scene's
 expression often describes an object of this scene as well (see
 wsris/training/false_negatives.py), and such a pair has no right order.
 
+The other pairs ("may describe": some object fits the other text's head attributes) are
+split by the grammar's exact semantics (wsris/data/shapes_semantics.py) of the other text on
+this image: (a) ``refers``, true of exactly one object (a proper referring expression here,
+no right order), (b) ``several``, true of more than one object (no right order), (c)
+``false``, false of every object (has a right order), (d) ``undetermined``, left open by the
+grammar's dead zones (a borderline relation or location) or a landmark phrase that fits
+several objects. ``itm_pair_ceiling`` is the best balanced figure when (a), (b) and (d) are
+coin flips and every other pair is ranked right; ``itm_pair_ceiling_d_rankable`` counts (d)
+as rankable; ``itm_pair_rankable`` is the model's accuracy over the pairs with a right order
+(certain negatives and (c)). ``own_text_denotation`` is the share of val expressions whose
+semantics on their own scene is exactly their target (the parser's check; expected 1.0).
+
     python scripts/chunk_milestones.py MODEL [--limit 2000]
 """
 
@@ -26,8 +38,23 @@ import torch  # noqa: E402
 import wsris  # noqa: E402
 from wsris.blocks.gradcam import compute_gradcam, sentence_map
 from wsris.data.shapes import ShapesRef
+from wsris.data.shapes_semantics import Reading, evaluate
 from wsris.methods.chunk.validation import _picked
 from wsris.training.false_negatives import may_describe
+
+#: The classes of the "may describe" pairs, in report order.
+CLASSES = ("refers", "several", "false", "undetermined")
+
+
+def pair_class(reading: Reading) -> str:
+    """The class of a "may describe" pair from the other text's reading on this image."""
+    if reading.refers:
+        return "refers"
+    if len(reading.true) >= 2:
+        return "several"
+    if not reading.true and not reading.unclear:
+        return "false"
+    return "undetermined"
 
 
 def main() -> None:
@@ -41,6 +68,8 @@ def main() -> None:
     layer = seg.config["inference"].get("gradcam_layer", model.config.default_gradcam_layer)
     picks: dict[str, list[float]] = {}
     pairs, certain = [], []
+    classes: dict[str, list[float]] = {c: [] for c in CLASSES}
+    own_ok: list[float] = []
     n = min(args.limit, len(data))
     for i in range(n):
         s = data[i]
@@ -53,18 +82,38 @@ def main() -> None:
             fused = model.fuse(text, both.attention_mask, image.expand(2, -1, -1))
             match = model.itm_logits(fused.hidden).softmax(-1)[:, 1]
         pairs.append(float(match[0] > match[1]))
-        if not may_describe(other.text, data.scene(i // data.per_scene).objects):
+        objects = data.scene(i // data.per_scene).objects
+        if not may_describe(other.text, objects):
             certain.append(pairs[-1])
+        else:
+            classes[pair_class(evaluate(other.text, objects, data.scenes.config))].append(
+                pairs[-1])
         one = seg.tokenizer([s.text])
         with torch.enable_grad():
             cam = compute_gradcam(model, image, one.input_ids, one.attention_mask, layer)
         smap = sentence_map(cam.maps, one.attention_mask.bool())[0]
         target = next(k for k, m in enumerate(s.object_masks) if (m == s.mask).all())
+        own = evaluate(s.text, objects, data.scenes.config)
+        own_ok.append(float(own.refers and own.true == (target,)))
         ok = float(_picked(smap, s.object_masks) == target)
         picks.setdefault(str(s.kind), []).append(ok)
         picks.setdefault("all", []).append(ok)
     out = {"model": args.model, "samples": n, "itm_pair_balanced": float(np.mean(pairs)),
            "itm_pair_certain_negatives": float(np.mean(certain)), "n_certain": len(certain)}
+    coin = sum(len(classes[c]) for c in ("refers", "several", "undetermined"))
+    rankable = certain + classes["false"]
+    out.update({
+        "n_may_describe": n - len(certain),
+        "itm_pair_rankable": float(np.mean(rankable)) if rankable else None,
+        "n_rankable": len(rankable),
+        "itm_pair_ceiling": (len(rankable) + coin / 2) / n,
+        "itm_pair_ceiling_d_rankable": (len(rankable) + coin / 2) / n
+        + len(classes["undetermined"]) / 2 / n,
+        "own_text_denotation": float(np.mean(own_ok)),
+    })
+    for c, v in classes.items():
+        out[f"n_may_{c}"] = len(v)
+        out[f"itm_pair_may_{c}"] = float(np.mean(v)) if v else None
     out.update({f"pick_{k}": float(np.mean(v)) for k, v in picks.items()})
     out.update({f"n_{k}": len(v) for k, v in picks.items()})
     print(json.dumps(out, indent=1))
