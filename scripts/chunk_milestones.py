@@ -8,6 +8,12 @@ the image (``itm_pair_certain_negatives``): on Shapes-Ref a random other scene's
 expression often describes an object of this scene as well (see
 wsris/training/false_negatives.py), and such a pair has no right order.
 
+``itm_pair_true_negatives`` ranks every expression against a true negative: the first
+expression from the next scenes on that is false of every object of the image by those
+exact semantics (so hard negatives whose head fits but whose relation, location or
+negation does not are kept). This is the balanced ITM pair ranking of the chunk issue's
+milestone on pairs that have a right order.
+
 The other pairs ("may describe": some object fits the other text's head attributes) are
 split by the grammar's exact semantics (wsris/data/shapes_semantics.py) of the other text on
 this image: (a) ``refers``, true of exactly one object (a proper referring expression here,
@@ -57,6 +63,14 @@ def pair_class(reading: Reading) -> str:
     return "undetermined"
 
 
+def is_false_of(text: str, objects, config) -> bool:
+    """Whether ``text`` is certainly false of every object (exact Shapes-Ref semantics)."""
+    if not may_describe(text, objects):
+        return True
+    reading = evaluate(text, objects, config)
+    return not reading.true and not reading.unclear
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
@@ -70,6 +84,7 @@ def main() -> None:
     pairs, certain = [], []
     classes: dict[str, list[float]] = {c: [] for c in CLASSES}
     own_ok: list[float] = []
+    true_neg: list[float] = []
     n = min(args.limit, len(data))
     for i in range(n):
         s = data[i]
@@ -88,6 +103,19 @@ def main() -> None:
         else:
             classes[pair_class(evaluate(other.text, objects, data.scenes.config))].append(
                 pairs[-1])
+        # the same ranking against a true negative: the first expression from the next
+        # scenes on that is false of every object of this image
+        j = (i + 7 * data.per_scene) % len(data)
+        while not is_false_of(data[j].text, objects, data.scenes.config):
+            j = (j + data.per_scene + 1) % len(data)
+        if j == (i + 7 * data.per_scene) % len(data):
+            true_neg.append(pairs[-1])
+        else:
+            neg = seg.tokenizer([data[j].text])
+            with torch.no_grad():
+                t = model.encode_text(neg.input_ids, neg.attention_mask)
+                f = model.fuse(t, neg.attention_mask, image)
+                true_neg.append(float(match[0] > model.itm_logits(f.hidden).softmax(-1)[0, 1]))
         one = seg.tokenizer([s.text])
         with torch.enable_grad():
             cam = compute_gradcam(model, image, one.input_ids, one.attention_mask, layer)
@@ -110,6 +138,7 @@ def main() -> None:
         "itm_pair_ceiling_d_rankable": (len(rankable) + coin / 2) / n
         + len(classes["undetermined"]) / 2 / n,
         "own_text_denotation": float(np.mean(own_ok)),
+        "itm_pair_true_negatives": float(np.mean(true_neg)),
     })
     for c, v in classes.items():
         out[f"n_may_{c}"] = len(v)
