@@ -26,7 +26,7 @@ as rankable; ``itm_pair_rankable`` is the model's accuracy over the pairs with a
 (certain negatives and (c)). ``own_text_denotation`` is the share of val expressions whose
 semantics on their own scene is exactly their target (the parser's check; expected 1.0).
 
-    python scripts/chunk_milestones.py MODEL [--limit 2000]
+    python scripts/chunk_milestones.py MODEL [--limit 2000] [--variant plus]
 """
 
 from __future__ import annotations
@@ -75,10 +75,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model")
     ap.add_argument("--limit", type=int, default=2000)
+    ap.add_argument("--variant", default="default", help="Shapes-Ref variant, e.g. plus")
     args = ap.parse_args()
     seg = wsris.load(args.model, device="cpu")
     model = seg.model.eval()
-    data = ShapesRef("val").referring()
+    data = ShapesRef("val", variant=args.variant).referring()
     layer = seg.config["inference"].get("gradcam_layer", model.config.default_gradcam_layer)
     picks: dict[str, list[float]] = {}
     pairs, certain = [], []
@@ -126,7 +127,7 @@ def main() -> None:
         ok = float(_picked(smap, s.object_masks) == target)
         picks.setdefault(str(s.kind), []).append(ok)
         picks.setdefault("all", []).append(ok)
-    out = {"model": args.model, "samples": n, "itm_pair_balanced": float(np.mean(pairs)),
+    out = {"model": args.model, "variant": args.variant, "samples": n, "itm_pair_balanced": float(np.mean(pairs)),
            "itm_pair_certain_negatives": float(np.mean(certain)), "n_certain": len(certain)}
     coin = sum(len(classes[c]) for c in ("refers", "several", "undetermined"))
     rankable = certain + classes["false"]

@@ -3,7 +3,8 @@
     python scripts/slot_binding.py RECIPE.yaml [--scenes 100] [--checkpoint PATH] [--iterations T]
 
 Loads OUTPUT/checkpoints/last.pt (or --checkpoint) into the recipe's model, discovers
-the slots of the first N Shapes-Ref val scenes (seeded sampling) and prints the mean
+the slots of the first N Shapes-Ref val scenes (seeded sampling; for a model with
+``slot_split: pieces``, the entities its text is fused with) and prints the mean
 best-slot IoU per object and the share of objects with a slot of IoU >= 0.5 and 0.75
 (the binding milestone of the SaG issue is a mean >= 0.7), and the mean apart for objects
 whose colour is unique in their scene and those that share it with another object (a
@@ -63,6 +64,7 @@ def main() -> None:
             sample = data[scene * data.per_scene]
             pixels = obj.collator([sample]).pixel_values
             _, slots = obj.model.encode_slots(pixels, init="sample", seed=0)
+            slots = obj.model.entities(slots)  # the pieces, for a slot_split model
             h, w = slots.grid
             masks = torch.stack([torch.from_numpy(m) for m in sample.object_masks])
             ious.append(best_slot_iou(slots.a_slot[0].reshape(-1, h, w), masks))
