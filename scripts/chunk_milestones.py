@@ -127,7 +127,8 @@ def main() -> None:
         ok = float(_picked(smap, s.object_masks) == target)
         picks.setdefault(str(s.kind), []).append(ok)
         picks.setdefault("all", []).append(ok)
-    out = {"model": args.model, "variant": args.variant, "samples": n, "itm_pair_balanced": float(np.mean(pairs)),
+    out = {"model": args.model, "variant": args.variant, "samples": n,
+           "itm_pair_balanced": float(np.mean(pairs)),
            "itm_pair_certain_negatives": float(np.mean(certain)), "n_certain": len(certain)}
     coin = sum(len(classes[c]) for c in ("refers", "several", "undetermined"))
     rankable = certain + classes["false"]
