@@ -1,6 +1,6 @@
 """The thread policy on a loaded machine: Python API with and without it, and the CLI.
 
-    nice -n 19 .venv/bin/python -m benchmarks.thread_policy [--load N] [--reps R]
+    .venv/bin/python -m benchmarks.thread_policy [--load N] [--reps R] [--rounds N]
         [--json benchmarks/results/thread_policy.json]
 
 The benchmark starts its own competing CPU load (``--load`` busy processes, default one
@@ -16,9 +16,11 @@ bundled models in three ways:
 
 The CLI loads the model in every invocation, so its timed call is a Segmenter's first;
 the API figures are timed the same way (a fresh ``wsris.load`` per timed call), and the
-``*_warm_*`` figures are later calls on one Segmenter. Each figure is the median of
-``--reps`` timed calls after two untimed rounds. The goal: ``api`` within 1.2x of
-``cli``.
+``*_warm_*`` figures are later calls on one Segmenter. The three ways take turns:
+``--rounds`` rounds, each running every way once (in a rotating order) for ``--reps``
+timed calls after two untimed ones, so that a load that changes during the benchmark
+falls on all three alike. Each figure is the median over all rounds' timed calls. The
+goal: ``api`` within 1.2x of ``cli``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +43,7 @@ COUNTS = (1, 16)
 MODES = ("api", "api_without_policy", "cli")
 
 _PROBE = r"""
-import json, statistics, sys, time
+import json, sys, time
 mode, model, k, reps, image_path, out_dir = sys.argv[1:7]
 k, reps = int(k), int(reps)
 if mode == "api_without_policy":
@@ -81,7 +84,7 @@ else:
         seg.segment(image_path, texts)
         warm.append(time.perf_counter() - t0)
 import torch
-print(json.dumps({"seconds": statistics.median(times), "warm": statistics.median(warm),
+print(json.dumps({"times": times, "warm_times": warm,
                   "threads": torch.get_num_threads(), "policy": wsris.thread_policy()}))
 """
 
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
                         help="competing busy processes (default: one per core)")
-    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--reps", type=int, default=3, help="timed calls per turn")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of each way")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     from .common import load_average, write_report
@@ -119,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     out: dict[str, Any] = {
         "what": "per-expression seconds of segment() under a competing CPU load",
         "competing_load_processes": args.load,
+        "rounds": args.rounds,
+        "reps_per_turn": args.reps,
         "cpu_count": os.cpu_count(),
         "niceness": os.nice(0),
         "load_average_before": load_average(),
@@ -131,12 +137,20 @@ def main(argv: list[str] | None = None) -> None:
             for model in MODELS:
                 for k in COUNTS:
                     row: dict[str, Any] = {"model": model, "k": k}
+                    times: dict[str, list[float]] = {m: [] for m in MODES}
+                    warm: dict[str, list[float]] = {m: [] for m in MODES}
+                    for r in range(args.rounds):
+                        for mode in MODES[r % 3:] + MODES[: r % 3]:  # rotating order
+                            got = probe(mode, model, k, args.reps, image, tmp)
+                            times[mode] += got["times"]
+                            warm[mode] += got["warm_times"]
+                            row[f"{mode}_policy"] = got["policy"]
+                            row["threads"] = got["threads"]
                     for mode in MODES:
-                        got = probe(mode, model, k, args.reps, image, tmp)
-                        row[f"{mode}_per_expression_s"] = round(got["seconds"] / k, 5)
-                        row[f"{mode}_warm_per_expression_s"] = round(got["warm"] / k, 5)
-                        row[f"{mode}_policy"] = got["policy"]
-                        row["threads"] = got["threads"]
+                        row[f"{mode}_per_expression_s"] = round(
+                            statistics.median(times[mode]) / k, 5)
+                        row[f"{mode}_warm_per_expression_s"] = round(
+                            statistics.median(warm[mode]) / k, 5)
                     row["api_over_cli"] = round(
                         row["api_per_expression_s"] / row["cli_per_expression_s"], 3)
                     row["without_over_with_policy"] = round(
