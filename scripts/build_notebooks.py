@@ -290,12 +290,16 @@ seg = wsris.load("sag-shapes")
 text = "the large red circle"
 r = seg.segment(IMAGE, text)
 a_slot, a_fuse = r.stages["a_slot"], r.stages["a_fuse"]
-print(seg, "| slots:", a_slot.shape[0], "| token grid:", tuple(a_slot.shape[1:]),
-      "| slot init:", r.stages["slot_init"])
+print(seg, "| entities:", a_slot.shape[0], "| token grid:", tuple(a_slot.shape[1:]),
+      "| slot init:", r.stages["slot_init"], "| slot split:", r.stages["slot_split"])
 assert a_fuse.shape[0] == a_slot.shape[0]
-# A^slot is a softmax over slots: the panels below sum to one at every token
-assert np.allclose(a_slot.sum(0).numpy(), 1.0, atol=1e-4)'''),
-    md("## All discovered entities\nEach panel is one slot's `A^slot` (softmax over slots, so the panels sum to one per token); the title gives its `A^fuse` weight for the text."),
+# The slots themselves: A^slot is a softmax over slots, so their maps sum to one per token
+whole = seg.segment(IMAGE, text, slot_split="none").stages["a_slot"]
+assert np.allclose(whole.sum(0).numpy(), 1.0, atol=1e-4)
+# With slot_split="pieces" a slot that falls apart becomes one entity per piece, each
+# keeping its slot's map inside the piece: together they never exceed one
+assert (a_slot.sum(0) <= 1.0 + 1e-4).all()'''),
+    md("## All discovered entities\nEach panel is one entity's `A^slot`: a slot (a softmax over slots), or, for a model with `slot_split: pieces`, one connected piece of a slot. The title gives its `A^fuse` weight for the text."),
     code('''
 k = a_slot.shape[0]
 cols = min(k, 6)
@@ -305,8 +309,8 @@ for i, ax in enumerate(axes.flat):
     ax.axis("off")
     if i < k:
         ax.imshow(a_slot[i].numpy(), cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"slot {i}: A^fuse {float(a_fuse[i]):.2f}", fontsize=9)
-fig.suptitle(f"entity slots for {text!r}")
+        ax.set_title(f"entity {i}: A^fuse {float(a_fuse[i]):.2f}", fontsize=9)
+fig.suptitle(f"entities for {text!r}")
 plt.tight_layout()
 plt.show()'''),
     md("## Top-3 entities by relevance (Figure 5)"),
@@ -319,7 +323,7 @@ assert [e.relevance for e in entities] == sorted((e.relevance for e in entities)
 assert abs(entities[0].relevance - float(a_fuse.max())) < 1e-6
 fig, ax = plt.subplots(figsize=(12, 3.4))
 ax.imshow(strip)
-ax.set_title("input | " + " | ".join(f"slot {e.index} ({e.relevance:.2f})" for e in entities))
+ax.set_title("input | " + " | ".join(f"entity {e.index} ({e.relevance:.2f})" for e in entities))
 ax.axis("off")
 plt.show()'''),
     md("## The final mask, and MAX / AVG / MIN\n`product` is the paper's `A^slot . A^fuse`; MAX keeps only the most relevant slot, AVG weighs all slots equally, MIN keeps the least relevant."),
