@@ -9,18 +9,20 @@ per-expression cost of ``segment(image, texts)`` for 1 and 16 expressions on bot
 bundled models in three ways:
 
 * ``api``: ``import wsris`` first, so wsris's policy (``OMP_WAIT_POLICY=PASSIVE``) holds;
-* ``api_without_policy``: ``import torch`` first with ``OMP_WAIT_POLICY`` unset, so the
-  policy cannot apply (how the Python API ran before the policy moved into the package);
 * ``cli``: ``wsris segment IMAGE TEXT...`` run in-process through ``wsris.cli.main``,
-  timing the ``Segmenter.segment`` call the command makes.
+  timing the ``Segmenter.segment`` call the command makes;
+* ``api_without_policy``: ``import torch`` first with ``OMP_WAIT_POLICY`` unset, so the
+  policy cannot apply (how the Python API ran before the policy moved into the package).
 
 The CLI loads the model in every invocation, so its timed call is a Segmenter's first;
 the API figures are timed the same way (a fresh ``wsris.load`` per timed call), and the
-``*_warm_*`` figures are later calls on one Segmenter. The three ways take turns:
-``--rounds`` rounds, each running every way once (in a rotating order) for ``--reps``
-timed calls after two untimed ones, so that a load that changes during the benchmark
-falls on all three alike. Each figure is the median over all rounds' timed calls. The
-goal: ``api`` within 1.2x of ``cli``.
+``*_warm_*`` figures are later calls on one Segmenter. Under a competing load one
+process's calls run faster or slower than another's as a whole, so the API and the CLI
+are timed by turns in the same process (``paired`` probe: API then CLI, then CLI then
+API, ...), and ``api_over_cli_paired_median`` is the median over those pairs of API time
+/ CLI time. The no-policy process and the paired one take turns too (``--rounds``
+rounds, ``--reps`` timed pairs per probe after two untimed ones). The goal: ``api``
+within 1.2x of ``cli``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "thread_policy.json"
 MODELS = ("albef-chunk-shapes", "sag-shapes")
 COUNTS = (1, 16)
-MODES = ("api", "api_without_policy", "cli")
+PROBES = ("paired", "api_without_policy")
 
 _PROBE = r"""
 import json, sys, time
@@ -52,39 +54,49 @@ import warnings
 warnings.simplefilter("ignore")
 import wsris
 from benchmarks.models import expressions
+from wsris.api import Segmenter
+from wsris.cli import main
 texts = expressions(16)[:k]
-times = []
-if mode == "cli":
-    from wsris.api import Segmenter
-    from wsris.cli import main
-    inner = Segmenter.segment
-    def timed_segment(self, *a, **kw):
-        t0 = time.perf_counter()
-        out = inner(self, *a, **kw)
-        times.append(time.perf_counter() - t0)
-        return out
+cli_times = []
+inner = Segmenter.segment
+def timed_segment(self, *a, **kw):
+    t0 = time.perf_counter()
+    out = inner(self, *a, **kw)
+    cli_times.append(time.perf_counter() - t0)
+    return out
+def api_call():
+    # as the CLI does: a fresh Segmenter per call, the call timed (its first)
+    seg = wsris.load(model, device="cpu")
+    t0 = time.perf_counter()
+    seg.segment(image_path, texts)
+    return time.perf_counter() - t0, seg
+def cli_call():
     Segmenter.segment = timed_segment
-    for _ in range(reps + 2):
+    try:
         main(["segment", image_path, *texts, "--model", model, "--out",
               out_dir + "/m.png", "--overwrite"], standalone_mode=False)
-    times = times[2:]
-    warm = times
-else:
-    # As the CLI does: a fresh Segmenter per call, the call timed (its first); then the
-    # same Segmenter's later calls ("warm").
-    warm = []
-    for r in range(reps + 2):
-        seg = wsris.load(model, device="cpu")
-        t0 = time.perf_counter()
-        seg.segment(image_path, texts)
-        if r >= 2:
-            times.append(time.perf_counter() - t0)
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        seg.segment(image_path, texts)
-        warm.append(time.perf_counter() - t0)
+    finally:
+        Segmenter.segment = inner
+    return cli_times[-1]
+api, cli = [], []
+for r in range(reps + 2):  # the API and the CLI call by turns, in one process
+    if mode == "paired" and r % 2:
+        c = cli_call()
+        a, seg = api_call()
+    else:
+        a, seg = api_call()
+        c = cli_call() if mode == "paired" else None
+    if r >= 2:
+        api.append(a)
+        if c is not None:
+            cli.append(c)
+warm = []  # later calls on one Segmenter
+for _ in range(reps):
+    t0 = time.perf_counter()
+    seg.segment(image_path, texts)
+    warm.append(time.perf_counter() - t0)
 import torch
-print(json.dumps({"times": times, "warm_times": warm,
+print(json.dumps({"api": api, "cli": cli, "warm": warm,
                   "threads": torch.get_num_threads(), "policy": wsris.thread_policy()}))
 """
 
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--load", type=int, default=os.cpu_count() or 2,
                         help="competing busy processes (default: one per core)")
     parser.add_argument("--reps", type=int, default=3, help="timed calls per turn")
-    parser.add_argument("--rounds", type=int, default=3, help="turns of each way")
+    parser.add_argument("--rounds", type=int, default=4, help="turns of each probe")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = parser.parse_args(argv)
     from .common import load_average, write_report
@@ -137,20 +149,27 @@ def main(argv: list[str] | None = None) -> None:
             for model in MODELS:
                 for k in COUNTS:
                     row: dict[str, Any] = {"model": model, "k": k}
-                    times: dict[str, list[float]] = {m: [] for m in MODES}
-                    warm: dict[str, list[float]] = {m: [] for m in MODES}
+                    got_api: dict[str, list[float]] = {p: [] for p in PROBES}
+                    got_warm: dict[str, list[float]] = {p: [] for p in PROBES}
+                    cli: list[float] = []
                     for r in range(args.rounds):
-                        for mode in MODES[r % 3:] + MODES[: r % 3]:  # rotating order
-                            got = probe(mode, model, k, args.reps, image, tmp)
-                            times[mode] += got["times"]
-                            warm[mode] += got["warm_times"]
-                            row[f"{mode}_policy"] = got["policy"]
+                        for name in PROBES[r % 2:] + PROBES[: r % 2]:  # by turns
+                            got = probe(name, model, k, args.reps, image, tmp)
+                            got_api[name] += got["api"]
+                            got_warm[name] += got["warm"]
+                            cli += got["cli"]
+                            row[f"{name}_policy"] = got["policy"]
                             row["threads"] = got["threads"]
-                    for mode in MODES:
-                        row[f"{mode}_per_expression_s"] = round(
-                            statistics.median(times[mode]) / k, 5)
+                    per_expr = {"api": got_api["paired"], "cli": cli,
+                                "api_without_policy": got_api["api_without_policy"]}
+                    for mode, values in per_expr.items():
+                        row[f"{mode}_per_expression_s"] = round(statistics.median(values) / k, 5)
+                    for mode, name in (("api", "paired"), ("api_without_policy",) * 2):
                         row[f"{mode}_warm_per_expression_s"] = round(
-                            statistics.median(warm[mode]) / k, 5)
+                            statistics.median(got_warm[name]) / k, 5)
+                    # each API call against the CLI call next to it in the same process
+                    row["api_over_cli_paired_median"] = round(statistics.median(
+                        a / c for a, c in zip(got_api["paired"], cli, strict=True)), 3)
                     row["api_over_cli"] = round(
                         row["api_per_expression_s"] / row["cli_per_expression_s"], 3)
                     row["without_over_with_policy"] = round(
@@ -160,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"{model:20s} k={k:2d}  api {row['api_per_expression_s']:.4f}  "
                           f"no-policy {row['api_without_policy_per_expression_s']:.4f}  "
                           f"cli {row['cli_per_expression_s']:.4f} s/expr  "
-                          f"api/cli {row['api_over_cli']}", flush=True)
+                          f"api/cli {row['api_over_cli']} "
+                          f"(paired {row['api_over_cli_paired_median']})", flush=True)
         out["load_average_after"] = load_average()
     finally:
         for proc in load:
