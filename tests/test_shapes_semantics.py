@@ -126,6 +126,7 @@ def test_every_expression_denotes_exactly_its_target(split, n):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("split, n", [("val", 1000), ("train", 3000), ("test", 1000)])
+@pytest.mark.parametrize("split, n", [("val", 1000), ("train", 3000), ("test", 1000),
+                                      ("compositional", 1000)])
 def test_every_expression_denotes_exactly_its_target_whole_split(split, n):
     test_every_expression_denotes_exactly_its_target(split, n)
