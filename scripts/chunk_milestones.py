@@ -63,12 +63,16 @@ def pair_class(reading: Reading) -> str:
     return "undetermined"
 
 
-def is_false_of(text: str, objects, config) -> bool:
-    """Whether ``text`` is certainly false of every object (exact Shapes-Ref semantics)."""
+#: Classes of a negative that is false of every object of the image (it has a right order).
+FALSE_OF_IMAGE = ("certain", "false")
+
+
+def negative_class(text: str, objects, config) -> str:
+    """``certain`` when ``text``'s head fits no object of the image, else its
+    :func:`pair_class` under the exact Shapes-Ref semantics."""
     if not may_describe(text, objects):
-        return True
-    reading = evaluate(text, objects, config)
-    return not reading.true and not reading.unclear
+        return "certain"
+    return pair_class(evaluate(text, objects, config))
 
 
 def main() -> None:
@@ -89,7 +93,8 @@ def main() -> None:
     n = min(args.limit, len(data))
     for i in range(n):
         s = data[i]
-        other = data[(i + 7 * data.per_scene) % len(data)]  # another scene's expression
+        first = (i + 7 * data.per_scene) % len(data)  # another scene's expression
+        other = data[first]
         pixels = seg.preprocess(s.image)
         both = seg.tokenizer([s.text, other.text])
         with torch.no_grad():
@@ -99,19 +104,16 @@ def main() -> None:
             match = model.itm_logits(fused.hidden).softmax(-1)[:, 1]
         pairs.append(float(match[0] > match[1]))
         objects = data.scene(i // data.per_scene).objects
-        if not may_describe(other.text, objects):
-            certain.append(pairs[-1])
-        else:
-            classes[pair_class(evaluate(other.text, objects, data.scenes.config))].append(
-                pairs[-1])
+        kind = negative_class(other.text, objects, data.scenes.config)
+        (certain if kind == "certain" else classes[kind]).append(pairs[-1])
         # the same ranking against a true negative: the first expression from the next
         # scenes on that is false of every object of this image
-        j = (i + 7 * data.per_scene) % len(data)
-        while not is_false_of(data[j].text, objects, data.scenes.config):
-            j = (j + data.per_scene + 1) % len(data)
-        if j == (i + 7 * data.per_scene) % len(data):
+        if kind in FALSE_OF_IMAGE:
             true_neg.append(pairs[-1])
         else:
+            j = (first + data.per_scene + 1) % len(data)
+            while negative_class(data[j].text, objects, data.scenes.config) not in FALSE_OF_IMAGE:
+                j = (j + data.per_scene + 1) % len(data)
             neg = seg.tokenizer([data[j].text])
             with torch.no_grad():
                 t = model.encode_text(neg.input_ids, neg.attention_mask)
