@@ -199,11 +199,9 @@ class SagModel(nn.Module):
         a = torch.where(pieces.split[..., None], a * pieces.inside, a)
         a = a * pieces.valid[..., None]
         before = slots.state.gather(1, source.expand(-1, -1, d))  # [B, P, D]
-        agg = self.aggregation
         weights = a / (a.sum(dim=-1, keepdim=True) + 1e-8)  # l1 over the piece's tokens
         update = torch.einsum("bpn,bhnd->bphd", weights.to(slots.values.dtype), slots.values)
-        after = before + agg.drop(agg.to_out(update.flatten(2)))
-        after = after + agg.mlp(agg.norm_mlp(after))
+        after = self.aggregation.update(before, update.flatten(2))
         state = torch.where(pieces.split[..., None], after, before)
         state = state * pieces.valid[..., None].to(state.dtype)
         return SlotOutput(self._head(state), a, slots.grid, state, slots.values, pieces.valid)

@@ -206,9 +206,13 @@ class SlotAttentionBlock(nn.Module):
         attn = logits.softmax(dim=2)  # over the slots
         weights = attn / (attn.sum(dim=-1, keepdim=True) + 1e-8)  # l1 over the pixels
         upd = (weights.to(values.dtype) @ values).transpose(1, 2).flatten(2)  # [B, K, Dh]
-        slots = slots + self.drop(self.to_out(upd))
-        slots = slots + self.mlp(self.norm_mlp(slots))
-        return slots, attn
+        return self.update(slots, upd), attn
+
+    def update(self, slots: torch.Tensor, weighted: torch.Tensor) -> torch.Tensor:
+        """``S + W_o(update)``, then the residual MLP; ``weighted`` ``[B, K, Dh]`` is the
+        attention-weighted mean of the values, heads concatenated."""
+        slots = slots + self.drop(self.to_out(weighted))
+        return slots + self.mlp(self.norm_mlp(slots))
 
 
 class TransformerLayer(nn.Module):

@@ -20,9 +20,9 @@ averaged; shared by all texts of the image), ``a_fuse`` ``[K]`` (this text's A^f
 ``map`` ``[h, w]`` (the combined map before resizing). With ``num_samples > 1`` these are
 the first draw's, the map is the average over draws, and ``a_slot_samples``
 ``[n, K, h, w]`` / ``a_fuse_samples`` ``[n, K]`` hold every draw (lists of ``[K_s, h, w]``
-and ``[K_s]`` with ``slot_split: pieces``, where draws may differ in count). ``score`` is the cosine
-between the cross-modal embedding ``z`` and the text feature (the quantity C^3 trains),
-averaged over draws.
+and ``[K_s]`` with ``slot_split: pieces``, where draws may differ in count). ``score`` is
+the cosine between the cross-modal embedding ``z`` and the text feature (the quantity C^3
+trains), averaged over draws.
 """
 
 from __future__ import annotations
