@@ -293,14 +293,28 @@ def relation_value(rel: str, a: ShapeObject, b: ShapeObject, cfg: ShapesConfig) 
     return None
 
 
-def _is_extreme(where: str, t: int, cands: Sequence[int], objects: Sequence[ShapeObject],
-                margin: float) -> bool:
-    """``t`` is clearly the left/right/top/bottom-most of ``cands`` (by ``margin`` px)."""
+def extreme_value(where: str, t: int, cands: Sequence[int], objects: Sequence[ShapeObject],
+                  margin: float) -> bool | None:
+    """Whether ``t`` is the left/right/top/bottom-most of ``cands``: True by at least
+    ``margin`` px, False when another is more extreme by at least ``margin``, None in
+    between; a lone candidate is the extreme."""
     axis = 0 if where in ("left", "right") else 1
     sign = 1.0 if where in ("left", "top") else -1.0
     key = sign * objects[t].center[axis]
     others = [sign * objects[c].center[axis] for c in cands if c != t]
-    return bool(others) and key + margin <= min(others)
+    if not others or key + margin <= min(others):
+        return True
+    if key >= min(others) + margin:
+        return False
+    return None
+
+
+def _is_extreme(where: str, t: int, cands: Sequence[int], objects: Sequence[ShapeObject],
+                margin: float) -> bool:
+    """``t`` is clearly the left/right/top/bottom-most of ``cands`` (by ``margin`` px),
+    among at least two."""
+    return (any(c != t for c in cands)
+            and extreme_value(where, t, cands, objects, margin) is True)
 
 
 # --------------------------------------------------------------------------------------

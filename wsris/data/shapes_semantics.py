@@ -16,10 +16,10 @@ The semantics are the grammar's own, with its dead zones kept three-valued:
   true, false or unclear as :func:`~.shapes_grammar.relation_value` says;
 * location ``the leftmost NP`` / ``the NP on the left`` (and right, top, bottom): among
   the objects that fit ``NP``, one is true when it is the extreme by at least the grammar's
-  margin (as :func:`~.shapes_grammar._is_extreme`), false when some other one is more
-  extreme by at least the margin, otherwise unclear. A single fitting object is vacuously
-  the extreme (the grammar never *generates* that case, as the location is then not
-  needed, but the phrase is still true of it);
+  margin, false when some other one is more extreme by at least the margin, otherwise
+  unclear (:func:`~.shapes_grammar.extreme_value`, which the generator uses too). A
+  single fitting object is vacuously the extreme (the grammar never *generates* that
+  case, as the location is then not needed, but the phrase is still true of it);
 * negation ``the SHAPE that is not COLOUR|SIZE``, ``the COLOUR shape that is not a SHAPE``:
   the objects that fit the positive part and not the negated word.
 
@@ -42,7 +42,9 @@ from .shapes_grammar import (
     SIZES,
     ShapeObject,
     ShapesConfig,
+    _denotation,
     _Desc,
+    extreme_value,
     relation_value,
 )
 
@@ -168,29 +170,13 @@ def parse(text: str) -> Parse:
     return Parse("attribute", _np(words, text))
 
 
-def _extreme_value(where: str, t: int, cands: Sequence[int], objects: Sequence[ShapeObject],
-                   margin: float) -> bool | None:
-    """Whether ``t`` is the left/right/top/bottom-most of ``cands``: True by at least
-    ``margin`` px (the grammar's ``_is_extreme``), False when another is more extreme by at
-    least ``margin``, None in between; a lone candidate is the extreme."""
-    axis = 0 if where in ("left", "right") else 1
-    sign = 1.0 if where in ("left", "top") else -1.0
-    key = sign * objects[t].center[axis]
-    others = [sign * objects[c].center[axis] for c in cands if c != t]
-    if not others or key + margin <= min(others):
-        return True
-    if key >= min(others) + margin:
-        return False
-    return None
-
-
 def evaluate(text: str | Parse, objects: Sequence[ShapeObject], config: ShapesConfig
              ) -> Reading:
     """Evaluate ``text`` (or its :func:`parse`) on a scene's ``objects`` (with
     ``size``, ``colour``, ``shape``, ``center``, ``radius``) under ``config``'s relation
     margin, "next to" distance and image size."""
     p = parse(text) if isinstance(text, str) else text
-    fits = [i for i, o in enumerate(objects) if p.head.matches(o)]
+    fits = _denotation(p.head, objects)
     if p.kind == "attribute":
         return Reading(p, tuple(fits))
     if p.kind == "negation":
@@ -201,9 +187,9 @@ def evaluate(text: str | Parse, objects: Sequence[ShapeObject], config: ShapesCo
     if p.kind == "location":
         margin = config.relation_margin * config.image_size
         for i in fits:
-            values[i] = _extreme_value(p.location, i, fits, objects, margin)  # type: ignore[arg-type]
+            values[i] = extreme_value(p.location, i, fits, objects, margin)  # type: ignore[arg-type]
     else:  # relation: true of i when true for some landmark, false when false for all
-        landmarks = tuple(j for j, o in enumerate(objects) if p.landmark.matches(o))  # type: ignore[union-attr]
+        landmarks = tuple(_denotation(p.landmark, objects))  # type: ignore[arg-type]
         for i in fits:
             vs = [relation_value(p.relation, objects[i], objects[j], config)  # type: ignore[arg-type]
                   for j in landmarks if j != i]
