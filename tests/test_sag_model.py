@@ -250,6 +250,31 @@ def test_text_feature_and_normalisation() -> None:
         assert torch.allclose(normed.encode_text(ids, mask).norm(dim=-1), torch.ones(2))
 
 
+def test_text_head_starts_as_the_identity_and_reads_only_real_tokens() -> None:
+    x, ids, mask = inputs(1, 3)
+    torch.manual_seed(0)
+    headed = SagModel(micro(text_norm="none", text_head_layers=2)).eval()
+    with torch.no_grad():
+        cls = headed.text_encoder(ids, mask)[:, 0]
+        # zeroed residuals: at the start the feature is the projected [CLS], as without
+        torch.testing.assert_close(headed.encode_text(ids, mask), headed.text_proj(cls))
+        for p in headed.text_head.parameters():
+            p.normal_(0, 0.2, generator=torch.Generator().manual_seed(p.numel()))
+        t = headed.encode_text(ids, mask)
+        assert not torch.allclose(t, headed.text_proj(cls), atol=1e-3)  # now reads the words
+        # text 0 has two padding tokens (mask[0, 5:] = 0): other ids there change nothing,
+        # while a real token of text 1 does
+        other = ids.clone()
+        other[0, 5:] = 7
+        other[1, 3] = 7 if ids[1, 3] != 7 else 8
+        t2 = headed.encode_text(other, mask)
+    torch.testing.assert_close(t2[0], t[0])
+    assert not torch.allclose(t2[1], t[1], atol=1e-4)
+    torch.testing.assert_close(t2[2], t[2])
+    with pytest.raises(ValueError, match="text_head_layers"):
+        micro(text_head_layers=-1).validate()
+
+
 def test_decoder_mixing_weights() -> None:
     torch.manual_seed(3)
     m = SagModel(micro(recon_target="vit", decoder_pos="learned")).eval()

@@ -307,6 +307,35 @@ def test_frozen_text_features_are_cached_and_equal_the_encoder(tmp_path):
     torch.testing.assert_close(feats, direct.float())
     with pytest.raises(ManifestError, match="unknown sag loss"):
         build_objective(_config(tmp_path / "g", loss={"frozen_txt": True}), torch.device("cpu"))
+    with pytest.raises(ManifestError, match="false_negative_rule must be one of"):
+        build_objective(_config(tmp_path / "r", loss={"false_negative_rule": "whole"}),
+                        torch.device("cpu"))
+
+
+def test_frozen_text_cache_feeds_a_trainable_text_head(tmp_path):
+    """With a text head, the cache holds the frozen projected tokens and the head runs on
+    them every step: the same features as encode_text, with gradients into the head only."""
+    from wsris.training.objectives import build_objective
+
+    model = {**TINY_SAG["model"],
+             "architecture": {**TINY_SAG["model"]["architecture"], "text_head_layers": 1}}
+    obj = build_objective(_config(tmp_path / "h", model=model, loss={"frozen_text": True}),
+                          torch.device("cpu"))
+    for p in obj.model.text_head.parameters():  # away from the identity start
+        torch.nn.init.normal_(p, std=0.2)
+    obj.model.eval()
+    texts = ["the red circle left of the blue square", "blue square", "the red circle"]
+    feats = obj._frozen_text_features(texts)
+    assert len(obj._text_cache) == 3
+    assert [len(v) for v in obj._text_cache.values()] == [
+        int(n) for n in obj.tokenizer(texts).attention_mask.sum(1)]  # padding not stored
+    tb = obj.tokenizer(texts)
+    with torch.no_grad():
+        direct = obj.model.encode_text(tb.input_ids, tb.attention_mask)
+    torch.testing.assert_close(feats, direct.float(), atol=1e-5, rtol=1e-5)
+    feats.sum().backward()
+    assert all(p.grad is not None for p in obj.model.text_head.parameters())
+    assert obj.model.text_proj.weight.grad is None  # frozen with the encoder
 
 
 def test_autocast_settings_follow_the_recipe_and_the_device():

@@ -143,7 +143,12 @@ class ShapesReferring:
 
     @property
     def per_scene(self) -> int:
-        return self.scenes.config.expressions_per_scene
+        return self.config.expressions_per_scene
+
+    @property
+    def config(self) -> ShapesConfig:
+        """The generator configuration of the scenes (margins, image size)."""
+        return self.scenes.config
 
     def __len__(self) -> int:
         return len(self.scenes) * self.per_scene

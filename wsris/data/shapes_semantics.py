@@ -30,6 +30,7 @@ part of the truth conditions here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -159,6 +160,7 @@ def _relation(words: list[str], text: str) -> Parse | None:
     return None
 
 
+@functools.lru_cache(maxsize=65536)  # training evaluates the same few thousand texts
 def parse(text: str) -> Parse:
     """Parse a Shapes-Ref expression; :class:`~wsris.errors.InvalidInputError` when the
     text is not in the grammar."""

@@ -11,7 +11,8 @@ the slots of an image once and then fuse any number of expressions against them:
   the pixels giving a weighted mean, plus a residual MLP) and one weight-shared interaction
   block (self-attention restricted to the ``Ks`` slots of each Gaussian group);
 * :meth:`SagModel.encode_text`: a text-only BERT, the last hidden state of ``[CLS]``
-  projected to ``D``;
+  projected to ``D`` (with ``text_head_layers``, a departure, every token is projected
+  and those layers run over them before ``[CLS]`` is read);
 * :meth:`SagModel.fuse`: the modality fusion module (Eq. 6-7): one pre-norm cross-attention
   transformer layer whose query is the text feature and whose keys/values are the slots;
   its output ``z`` is L2-normalised and its attention (softmax over slots, heads averaged)
@@ -86,6 +87,11 @@ class SagModel(nn.Module):
         self.image_proj = nn.Linear(config.vit_width, d)
         self.text_encoder = build_text_encoder(config)
         self.text_proj = nn.Linear(config.text_width, d)
+        self.text_head = nn.ModuleList(
+            TransformerLayer(d, config.interaction_hidden, config.interaction_heads,
+                             config.mlp_ratio, config.dropout).zero_residuals()
+            for _ in range(config.text_head_layers)
+        )
         if config.learnable_logit_scale:
             self.log_logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init)))
         else:
@@ -253,10 +259,28 @@ class SagModel(nn.Module):
     # --- text side and fusion ------------------------------------------------------------
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``[T, D]``: projected final hidden state of ``[CLS]`` (L2-normalised only when
-        ``config.text_norm == "l2"``)."""
+        """``[T, D]``: the text feature, :meth:`text_tokens` then :meth:`text_feature`."""
+        return self.text_feature(*self.text_tokens(input_ids, attention_mask))
+
+    def text_tokens(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text encoder's part of the text feature: without a text head the projected
+        final ``[CLS]`` state ``[T, 1, D]``, with one every projected token state
+        ``[T, L, D]``; and the mask ``[T, 1 or L]`` bool of real tokens."""
         hidden = self.text_encoder(input_ids, attention_mask)
-        t = self.text_proj(hidden[:, 0])
+        if not len(self.text_head):
+            hidden = hidden[:, :1]
+            attention_mask = attention_mask[:, :1]
+        return self.text_proj(hidden), attention_mask.bool()
+
+    def text_feature(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``[T, D]`` from :meth:`text_tokens`' output: the ``text_head_layers`` over the
+        tokens, then the ``[CLS]`` position (L2-normalised only when
+        ``config.text_norm == "l2"``)."""
+        for layer in self.text_head:  # departure: a trainable reading of the words
+            tokens = layer(tokens, mask)
+        t = tokens[:, 0]
         if self.config.text_norm == "l2":
             t = F.normalize(t.float(), dim=-1).to(t.dtype)
         return t

@@ -69,6 +69,12 @@ class SagConfig:
     # Departure (paper: "none"): L2-normalise the text feature; pair it with a learnable
     # logit scale for the C^3 loss (z is always L2-normalised).
     text_norm: str = "none"
+    # Departure (paper: 0): trainable self-attention layers of width D over the text's
+    # projected token states, whose [CLS] output is then the text feature (the fusion's
+    # query and the C^3 target). With a frozen text encoder the [CLS] state alone puts
+    # "on the left" and "on the right" at cosine 0.998; the layers can read the words.
+    # They start as the identity (zeroed residuals): the feature is then text_proj([CLS]).
+    text_head_layers: int = 0
     logit_scale_init: float = 1.0
     learnable_logit_scale: bool = False
 
@@ -164,6 +170,7 @@ class SagConfig:
         check(self.slot_split in SLOT_SPLITS, f"slot_split must be one of {SLOT_SPLITS}")
         check(self.slot_split_min_tokens >= 1, "slot_split_min_tokens >= 1")
         check(self.entity_context_layers >= 0, "entity_context_layers >= 0")
+        check(self.text_head_layers >= 0, "text_head_layers >= 0")
         check(self.text_norm in TEXT_NORMS, f"text_norm must be in {TEXT_NORMS}")
         check(self.text_weights in ("", "minilm"), "text_weights must be '' or 'minilm'")
         check(self.image_size % self.patch_size == 0, "image_size % patch_size != 0")

@@ -13,6 +13,15 @@ which object an expression refers to: a text *may describe* an image when some o
 the image fits the attribute words of the text's head phrase (the words before its first
 relation, location or "that"). A text that fails it is certainly false of the image; one
 that passes may or may not be true, and is never drawn as a negative.
+
+That rule (``head``) also leaves out every image whose objects fit the head phrase but
+not the rest: "the red shape on the left" is never contrasted with an image whose red
+shape is on the right, so a contrastive loss gets no example of what a location or
+relation means. The ``semantic`` rule reads the whole expression with the grammar's own
+semantics (:mod:`wsris.data.shapes_semantics`, which uses the objects' attributes and
+positions, still never masks or targets): a text is left out only where it is true of
+some object or left open by the grammar's dead zones, and kept as a negative where it is
+false of every object.
 """
 
 from __future__ import annotations
@@ -56,11 +65,50 @@ def may_describe(text: str, objects: Sequence[Any]) -> bool:
     )
 
 
-def describable(texts: Sequence[str], scenes: Sequence[Sequence[Any]]) -> torch.Tensor:
+#: The rules for "may describe": the head phrase's attributes, or the whole expression.
+RULES = ("head", "semantic")
+
+
+def may_be_true(text: str, objects: Sequence[Any], config: Any) -> bool:
+    """Whether ``text`` is true of some object of the scene, or left open by the
+    grammar's dead zones (``config``: the scene's :class:`~wsris.data.shapes.ShapesConfig`)."""
+    from ..data.shapes_semantics import evaluate
+
+    reading = evaluate(text, objects, config)
+    return bool(reading.true or reading.unclear)
+
+
+def describable(
+    texts: Sequence[str],
+    scenes: Sequence[Sequence[Any]],
+    rule: str = "head",
+    config: Any = None,
+) -> torch.Tensor:
     """``[T, I]`` bool: text ``t`` may describe image ``i`` (whose objects are
-    ``scenes[i]``)."""
-    return torch.tensor([[may_describe(t, objs) for objs in scenes] for t in texts],
+    ``scenes[i]``) under ``rule`` (``semantic`` needs the scenes' ``config``)."""
+    if rule == "head":
+        def test(t: str, objs: Sequence[Any]) -> bool:
+            return may_describe(t, objs)
+    elif rule == "semantic":
+        if config is None:
+            raise ValueError("the semantic rule needs the scenes' ShapesConfig")
+
+        def test(t: str, objs: Sequence[Any]) -> bool:
+            return may_be_true(t, objs, config)
+    else:
+        raise ValueError(f"unknown false-negative rule {rule!r}; known: {RULES}")
+    return torch.tensor([[test(t, objs) for objs in scenes] for t in texts],
                         dtype=torch.bool).reshape(len(texts), len(scenes))
+
+
+def _stage_data(stages: Sequence[tuple[int | None, Any]], step: int) -> Any:
+    """The dataset of the curriculum stage (``(until_step, dataset)`` pairs) at ``step``."""
+    from ..errors import ManifestError
+
+    data = next(d for until, d in stages if until is None or step < until)
+    if not hasattr(data, "scene"):
+        raise ManifestError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
+    return data
 
 
 def batch_scenes(
@@ -68,11 +116,7 @@ def batch_scenes(
 ) -> list[Sequence[Any]]:
     """The objects of each image of a training batch, read from the dataset of the
     curriculum stage (``(until_step, dataset)`` pairs) at ``step``."""
-    from ..errors import ManifestError
-
-    data = next(d for until, d in stages if until is None or step < until)
-    if not hasattr(data, "scene"):
-        raise ManifestError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
+    data = _stage_data(stages, step)
     first: dict[int, int] = {}
     for t, b in enumerate(batch.image_index.tolist()):
         first.setdefault(b, t)
@@ -81,11 +125,12 @@ def batch_scenes(
 
 
 def batch_describable(
-    stages: Sequence[tuple[int | None, Any]], step: int, batch: Any
+    stages: Sequence[tuple[int | None, Any]], step: int, batch: Any, rule: str = "head"
 ) -> torch.Tensor:
     """``[B_txt, B_img]`` :func:`describable` for a training batch (see
     :func:`batch_scenes`)."""
-    return describable(batch.text.texts, batch_scenes(stages, step, batch))
+    config = _stage_data(stages, step).config if rule == "semantic" else None
+    return describable(batch.text.texts, batch_scenes(stages, step, batch), rule, config)
 
 
 def drop_describable(

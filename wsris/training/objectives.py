@@ -103,13 +103,13 @@ class Objective(nn.Module):
             stages.append((until, referring_dataset(stage["spec"])))
         return stages
 
-    def describable(self, batch) -> torch.Tensor:
+    def describable(self, batch, rule: str = "head") -> torch.Tensor:
         """``[B_txt, B_img]``: which texts of a training batch may describe which of its
-        images, from the scenes of the current curriculum stage (Shapes-Ref only; see
-        :mod:`wsris.training.false_negatives`)."""
+        images under ``rule``, from the scenes of the current curriculum stage (Shapes-Ref
+        only; see :mod:`wsris.training.false_negatives`)."""
         from .false_negatives import batch_describable
 
-        return batch_describable(self.train_stages(), self.step, batch)
+        return batch_describable(self.train_stages(), self.step, batch, rule)
 
     def train_dataset(self):
         """The dataset of the last (or only) training stage."""

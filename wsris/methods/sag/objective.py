@@ -4,8 +4,9 @@ Loss weights (``loss:`` in the recipe): ``c3`` (1.0), ``recon`` (1.0) and
 ``recon_only_steps`` (0: the paper trains both from the start; a departure for tiny
 models trains reconstruction alone first so that slots bind before C^3 pulls on them),
 ``frozen_text`` (false: a departure for small models whose pretrained text encoder is
-kept fixed; its features then depend on the text alone and are computed once per
-distinct expression, which takes the text encoder out of almost every step),
+kept fixed, with its projection; their output is computed once per distinct expression,
+which takes the text encoder out of almost every step; a text head, the architecture's
+``text_head_layers``, still trains),
 ``filter_false_negatives`` (false; Shapes-Ref only: another image of the batch that a
 text's head phrase fits is left out of that text's C^3 softmax, see
 :mod:`wsris.training.false_negatives`) from step ``false_negatives_from_step`` (0).
@@ -16,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from ...errors import ManifestError
 from ...training.objectives import Objective
@@ -23,7 +25,8 @@ from .losses import c3_loss, c3_retrieval_accuracy, reconstruction_loss
 
 LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
                                  "frozen_text": False, "filter_false_negatives": False,
-                                 "false_negatives_from_step": 0}
+                                 "false_negatives_from_step": 0,
+                                 "false_negative_rule": "head"}
 
 
 def _first_sample_per_image(data, limit: int) -> list[int]:
@@ -46,6 +49,11 @@ class SagObjective(Objective):
         if unknown:
             raise ManifestError(f"recipe: unknown sag loss option(s) {unknown}; known: "
                                 f"{sorted(LOSS_DEFAULTS)}")
+        from ...training.false_negatives import RULES
+
+        if self._weights()["false_negative_rule"] not in RULES:
+            raise ManifestError(f"recipe: loss.false_negative_rule must be one of {RULES}, "
+                                f"got {self._weights()['false_negative_rule']!r}")
         self._text_cache: dict[str, torch.Tensor] = {}
         if self._weights()["frozen_text"]:
             self.model.text_encoder.requires_grad_(False)
@@ -55,19 +63,26 @@ class SagObjective(Objective):
         return {**LOSS_DEFAULTS, **self.train_config.loss}
 
     def _frozen_text_features(self, texts: list[str]) -> torch.Tensor:
-        """Features of a fixed text encoder, computed once per distinct text (in eval
-        mode, as at inference)."""
+        """Text features over a fixed text encoder and projection: their part
+        (:meth:`~wsris.models.sag.SagModel.text_tokens`, in eval mode as at inference)
+        is computed once per distinct text; the trainable text head, if any, runs on it
+        every step."""
+        m = self.model
         missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
         if missing:
-            m = self.model
             was_training = m.text_encoder.training
             m.text_encoder.eval()
             with torch.no_grad():
                 tb = self.tokenizer(missing).to(self.device)
-                feats = m.encode_text(tb.input_ids, tb.attention_mask).float()
+                tokens, mask = m.text_tokens(tb.input_ids, tb.attention_mask)
             m.text_encoder.train(was_training)
-            self._text_cache.update(zip(missing, feats, strict=True))
-        return torch.stack([self._text_cache[t] for t in texts])
+            for text, t, k in zip(missing, tokens.float(), mask, strict=True):
+                self._text_cache[text] = t[: int(k.sum())]
+        rows = [self._text_cache[t] for t in texts]
+        tokens = pad_sequence(rows, batch_first=True)
+        lengths = torch.tensor([len(r) for r in rows], device=tokens.device)
+        mask = torch.arange(tokens.shape[1], device=tokens.device) < lengths[:, None]
+        return m.text_feature(tokens, mask)
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
         w = self._weights()
@@ -79,7 +94,7 @@ class SagObjective(Objective):
         recon = reconstruction_loss(out.recon, out.recon_target, out.recon_splits)
         exclude = None
         if w["filter_false_negatives"] and self.step >= int(w["false_negatives_from_step"]):
-            exclude = self.describable(batch)
+            exclude = self.describable(batch, str(w["false_negative_rule"]))
         c3 = c3_loss(out.z, out.text, out.logit_scale, batch.image_index, exclude=exclude)
         c3_weight = 0.0 if self.step < int(w["recon_only_steps"]) else float(w["c3"])
         total = float(w["recon"]) * recon + c3_weight * c3
