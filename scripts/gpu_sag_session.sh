@@ -44,7 +44,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 T0=$SECONDS
-DEVICE=cuda; CACHE_N=50000; WORKERS=6
+DEVICE=cuda; CACHE_N=50000; WORKERS=4
 if [ $DRY = 1 ]; then DEVICE=cpu; CACHE_N=64; STEPS=4; BATCH=4; WORKERS=0; MINUTES=1; else
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; fi
 
