@@ -120,6 +120,11 @@ def test_export_only_writes_the_checkpoints_weights(tmp_path):
     for key, value in saved.items():
         torch.testing.assert_close(value, state["model"][key].to(value.dtype), msg=key)
     assert "1 steps" in (folder / "README.md").read_text()
+    # the card carries the recipe the run trained with, not the one export was called with
+    other = _config(tmp_path / "r")
+    other.optim.lr = 0.5
+    card = json.loads((export_checkpoint(other) / "config.json").read_text())["card"]
+    assert '"lr": 0.001' in card["recipe"] and '"lr": 0.5' not in card["recipe"]
 
 
 @pytest.mark.slow  # training runs

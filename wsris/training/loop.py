@@ -358,7 +358,12 @@ def export_checkpoint(
     objective, state = _objective_at_checkpoint(config, step)
     step = int(state["step"])
     folder = Path(config.output_dir) / f"model-step{step}" if folder is None else Path(folder)
-    return objective.export(folder, total_seconds=float(state.get("elapsed", 0.0)), step=step)
+    # the card names what the run trained with (its overrides of batch, lr, steps
+    # included), not the recipe file this export was called with
+    recorded = Path(config.output_dir) / "recipe.json"
+    recipe = json.loads(recorded.read_text()) if recorded.is_file() else None
+    return objective.export(folder, total_seconds=float(state.get("elapsed", 0.0)), step=step,
+                            recipe=recipe)
 
 
 def validate_checkpoint(config: TrainConfig, limit: int | None = None) -> dict[str, float]:

@@ -189,12 +189,16 @@ class Objective(nn.Module):
             out[f"mIoU_{kind}"] = per["model"]["mIoU"]
         return out
 
-    def export(self, folder: Path, total_seconds: float, step: int | None = None) -> Path:
+    def export(self, folder: Path, total_seconds: float, step: int | None = None,
+               recipe: dict | None = None) -> Path:
+        """Save the model with a card; ``recipe`` (default: this objective's) is the
+        recipe the weights were trained with, as the run recorded it."""
         config = self.model_config
         steps = "" if step is None else f" over {step} steps"
+        recipe = self.train_config.to_dict() if recipe is None else recipe
         config["card"] = {
-            "data": self.train_config.data.get("train", ""),
-            "recipe": "```json\n" + json.dumps(self.train_config.to_dict(), indent=2, default=str)
+            "data": recipe.get("data", {}).get("train", ""),
+            "recipe": "```json\n" + json.dumps(recipe, indent=2, default=str)
             + f"\n```\n\nTraining wall time: {total_seconds / 3600:.2f} h{steps}.",
         }
         self.model.eval()
