@@ -156,3 +156,27 @@ def test_entity_context_starts_as_identity_and_ignores_padding():
     # image 1 alone has no padding; in the batch its fourth row is padding, which no real
     # entity may attend to
     torch.testing.assert_close(both.slots[1, :3], alone.slots[0])
+
+
+def test_each_image_of_a_batch_is_split_on_its_own_and_pieces_come_in_raster_order():
+    """The batch is labelled in one strip per slot: no piece may cross from one image
+    into the next, and an image's result must not depend on the batch around it."""
+    g = torch.Generator().manual_seed(3)
+    owners = torch.randint(0, 3, (5, 7, 7), generator=g)
+    owners[1] = 0
+    owners[1, 6, :] = 1  # a piece on the last row, above image 2's first row
+    owners[2, 0, :] = 1  # ... and one on image 2's first row: touching only across images
+    a = torch.nn.functional.one_hot(owners.flatten(1), 3).permute(0, 2, 1).float()
+    together = slot_pieces(a, (7, 7), min_tokens=1)
+    for i in range(5):
+        alone = slot_pieces(a[i : i + 1], (7, 7), min_tokens=1)
+        count = int(alone.valid.sum())
+        assert int(together.valid[i].sum()) == count
+        for name in ("source", "inside", "split"):
+            assert torch.equal(getattr(together, name)[i, :count], getattr(alone, name)[0])
+        for slot in together.source[i][together.split[i]].unique():
+            pieces = together.inside[i][(together.source[i] == slot) & together.split[i]]
+            firsts = [int(p.nonzero()[0]) for p in pieces]
+            assert firsts == sorted(firsts)
+    # the stray rows of slot 1 are whole entities of their own images, not one piece
+    assert not together.split[1].any() and together.valid[1].sum() == 3

@@ -32,7 +32,8 @@ def slot_pieces(a_slot: torch.Tensor, grid: tuple[int, int], min_tokens: int = 2
     Each token goes to its most attending slot. A slot whose tokens form at least two
     8-connected pieces of ``min_tokens`` or more tokens becomes one entity per such piece
     (smaller pieces join its largest); every other slot, empty ones included, stays one
-    entity. Entities keep the slots' order, a split slot's pieces in label order.
+    entity. Entities keep the slots' order, a split slot's pieces in the raster order of
+    their first token.
     """
     if min_tokens < 1:
         raise ValueError("min_tokens must be >= 1")
@@ -41,31 +42,44 @@ def slot_pieces(a_slot: torch.Tensor, grid: tuple[int, int], min_tokens: int = 2
     if h * w != n:
         raise ValueError(f"grid {grid} does not match {n} tokens")
     winners = a_slot.argmax(dim=1).reshape(b, h, w).cpu().numpy()
-    rows: list[list[tuple[int, np.ndarray | None]]] = []
-    for image in winners:
-        entities: list[tuple[int, np.ndarray | None]] = []
-        for slot in range(k):
-            count, labels = cv2.connectedComponents((image == slot).astype(np.uint8),
-                                                    connectivity=8)
-            sizes = np.bincount(labels.ravel(), minlength=count)[1:]
-            big = [i + 1 for i in range(count - 1) if sizes[i] >= min_tokens]
-            if len(big) < 2:
-                entities.append((slot, None))
-                continue
-            largest = max(big, key=lambda i: sizes[i - 1])
-            small = [i for i in range(1, count) if i not in big]
-            labels[np.isin(labels, small)] = largest
-            entities += [(slot, (labels == i).reshape(-1)) for i in big]
-        rows.append(entities)
+    # One connected-components call per slot for the whole batch: the images stacked in a
+    # column with a blank row after each, so that no piece crosses from one image into the
+    # next.
+    strip = np.zeros((b, h + 1, w), np.uint8)
+    entities: list[list[list[tuple[int, np.ndarray | None]]]] = [[] for _ in range(b)]
+    for slot in range(k):
+        strip[:, :h] = winners == slot
+        count, labels = cv2.connectedComponents(strip.reshape(b * (h + 1), w), connectivity=8)
+        labels = labels.reshape(b, h + 1, w)[:, :h].reshape(b, n)
+        sizes = np.bincount(labels.ravel(), minlength=count)
+        image_of = np.zeros(count, np.int64)
+        image_of[labels.ravel()] = np.repeat(np.arange(b), n)
+        big = np.flatnonzero(sizes >= min_tokens)
+        big = big[big > 0]  # 0: the background
+        per_image = np.bincount(image_of[big], minlength=b)
+        for i in range(b):
+            if per_image[i] < 2:
+                entities[i].append([(slot, None)])
+        split_images = np.flatnonzero(per_image >= 2)
+        for i in split_images:
+            row = labels[i]
+            mine = big[image_of[big] == i]
+            # pieces below min_tokens join the slot's largest piece in this image
+            small = (row > 0) & ~np.isin(row, mine)
+            row = np.where(small, mine[np.argmax(sizes[mine])], row)
+            first = np.array([np.argmax(row == c) for c in mine])
+            mine = mine[np.argsort(first)]  # in raster order of their first token
+            entities[i].append([(slot, row == c) for c in mine])
+    rows = [[e for group in groups for e in group] for groups in entities]
     p = max(len(r) for r in rows)
-    source = torch.zeros(b, p, dtype=torch.long)
-    inside = torch.zeros(b, p, n, dtype=torch.bool)
-    split = torch.zeros(b, p, dtype=torch.bool)
-    valid = torch.zeros(b, p, dtype=torch.bool)
-    for i, entities in enumerate(rows):
-        for j, (slot, piece) in enumerate(entities):
+    source = np.zeros((b, p), np.int64)
+    inside = np.zeros((b, p, n), bool)
+    split = np.zeros((b, p), bool)
+    valid = np.zeros((b, p), bool)
+    for i, row_entities in enumerate(rows):
+        for j, (slot, piece) in enumerate(row_entities):
             source[i, j], valid[i, j] = slot, True
             if piece is not None:
-                inside[i, j], split[i, j] = torch.from_numpy(piece), True
+                inside[i, j], split[i, j] = piece, True
     device = a_slot.device
-    return SlotPieces(source.to(device), inside.to(device), split.to(device), valid.to(device))
+    return SlotPieces(*(torch.from_numpy(x).to(device) for x in (source, inside, split, valid)))
