@@ -1,8 +1,11 @@
 """Slot binding of a SaG training run: best-slot IoU per ground-truth object on val.
 
-    python scripts/slot_binding.py RECIPE.yaml [--scenes 100] [--checkpoint PATH] [--iterations T]
+    python scripts/slot_binding.py RECIPE.yaml [--scenes 100] [--checkpoint PATH | --model M]
+                                  [--iterations T]
 
-Loads OUTPUT/checkpoints/last.pt (or --checkpoint) into the recipe's model, discovers
+Loads OUTPUT/checkpoints/last.pt (or --checkpoint, or the weights of a model folder or
+name, --model, e.g. a bundled model with the recipe it was trained with) into the
+recipe's model, discovers
 the slots of the first N Shapes-Ref val scenes (seeded sampling; for a model with
 ``slot_split: pieces``, the entities its text is fused with) and prints the mean
 best-slot IoU per object and the share of objects with a slot of IoU >= 0.5 and 0.75
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("recipe", type=Path)
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--model", default=None, help="a model folder or name instead")
     parser.add_argument("--iterations", type=int, default=None,
                         help="slot-attention iterations at inference (default: the model's)")
     parser.add_argument("--components", action="store_true",
@@ -51,9 +55,15 @@ def main() -> None:
     args = parser.parse_args()
     cfg = TrainConfig.from_yaml(args.recipe)
     obj = build_objective(cfg, torch.device("cpu"))
-    path = args.checkpoint or Path(cfg.output_dir) / "checkpoints" / "last.pt"
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    obj.model.load_state_dict(state["model"])
+    if args.model is not None:
+        import wsris
+
+        obj.model.load_state_dict(wsris.load(args.model, device="cpu").model.state_dict())
+        state = {"step": args.model}
+    else:
+        path = args.checkpoint or Path(cfg.output_dir) / "checkpoints" / "last.pt"
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        obj.model.load_state_dict(state["model"])
     obj.model.eval()
     if args.iterations is not None:
         obj.model.config.iterations = args.iterations
