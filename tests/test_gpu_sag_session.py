@@ -27,7 +27,8 @@ def test_dry_run_trains_each_recipe_and_packs_the_models(tmp_path):
     transport = tmp_path / "minilm-transport.safetensors"
     write_minilm_transport(transport, "float32")
     out = tmp_path / "out"
-    recipes = ["configs/ablations/sag_text_head.yaml", "configs/ablations/sag_pieces_nofilter.yaml"]
+    # the bundled model trained on (its text head included), and a run from scratch
+    recipes = ["configs/sag_shapes_continue.yaml", "configs/sag_shapes.yaml"]
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--transport", str(transport),
                            *recipes], cwd=REPO, env=env, capture_output=True, text=True,
@@ -43,7 +44,7 @@ def test_dry_run_trains_each_recipe_and_packs_the_models(tmp_path):
     assert not any("checkpoints" in n for n in names)  # too big for the way back
     import wsris
 
-    for name, head in (("sag_text_head", 1), ("sag_pieces_nofilter", 0)):
+    for name, head in (("sag_shapes_continue", 2), ("sag_shapes", 0)):
         run = tmp_path / "unpacked" / name
         assert "cache=/tmp/caches/train-default-64" in (run / "recipe.yaml").read_text()
         steps = [json.loads(line)["step"] for line in
