@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from tests.test_api import scene
+from tests.test_gpu_session import unpack_session
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "gpu_sag_session.sh"
@@ -34,13 +34,7 @@ def test_dry_run_trains_each_recipe_and_packs_the_models(tmp_path):
                            *recipes], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    parts = sorted(out.glob("session.tgz.part-*"))
-    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
-    archive = tmp_path / "session.tgz"
-    archive.write_bytes(b"".join(p.read_bytes() for p in parts))
-    with tarfile.open(archive) as tar:
-        names = set(tar.getnames())
-        tar.extractall(tmp_path / "unpacked", filter="data")
+    names = unpack_session(out, tmp_path / "unpacked")
     assert not any("checkpoints" in n for n in names)  # too big for the way back
     import wsris
 

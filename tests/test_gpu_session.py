@@ -15,6 +15,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def unpack_session(out: Path, target: Path) -> set[str]:
+    """Join the returned pieces (each within the device tool's 16 MiB), unpack them into
+    ``target`` and return the archive's member names."""
+    parts = sorted(out.glob("session.tgz.part-*"))
+    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+    archive = target.parent / "session.tgz"
+    archive.write_bytes(b"".join(p.read_bytes() for p in parts))
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+        return set(tar.getnames())
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="a bash script")
 @pytest.mark.slow  # the GPU check's dry run and the packing, about 20 s
 def test_dry_run_packs_every_result_in_small_pieces(tmp_path):
@@ -23,13 +35,7 @@ def test_dry_run_packs_every_result_in_small_pieces(tmp_path):
     proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_session.sh"), "--dry-run"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    parts = sorted(out.glob("session.tgz.part-*"))
-    assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
-    archive = tmp_path / "session.tgz"
-    archive.write_bytes(b"".join(p.read_bytes() for p in parts))
-    with tarfile.open(archive) as tar:
-        names = set(tar.getnames())
-        tar.extractall(tmp_path / "unpacked", filter="data")
+    names = unpack_session(out, tmp_path / "unpacked")
     for name in ("gpu-compare.json", "gpu-chunk.json", "gpu-tests.xml", "train.log"):
         assert f"results/{name}" in names, sorted(names)
     unpacked = tmp_path / "unpacked"
