@@ -44,8 +44,8 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 T0=$SECONDS
-DEVICE=cuda; CACHE_N=50000; WORKERS=4
-if [ $DRY = 1 ]; then DEVICE=cpu; CACHE_N=64; STEPS=4; BATCH=4; WORKERS=0; MINUTES=1; else
+DEVICE=cuda; CACHE_N=50000
+if [ $DRY = 1 ]; then DEVICE=cpu; CACHE_N=64; STEPS=4; BATCH=4; MINUTES=1; else
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; fi
 
 CACHE=/tmp/caches/train-default-$CACHE_N
@@ -56,16 +56,15 @@ echo "== cache: $((SECONDS - T0)) s"
 PIDS=()
 for R in "${RECIPES[@]}"; do
   NAME=$(basename "$R" .yaml); mkdir -p "$WORK/$NAME"
-  # the recipe as it runs here: the cache rendered above, data loader workers
-  "$PY" - "$R" "$WORK/$NAME/recipe.yaml" "$CACHE" "$WORKERS" "$DRY" "$CACHE_N" <<'EOF' || exit 1
+  # the recipe as it runs here: the cache rendered above
+  "$PY" - "$R" "$WORK/$NAME/recipe.yaml" "$CACHE" "$DRY" "$CACHE_N" <<'EOF' || exit 1
 import sys
 
 import yaml
 
 recipe = yaml.safe_load(open(sys.argv[1]))
-recipe["data"]["train"] = f"shapes:train?length={sys.argv[6]}&cache={sys.argv[3]}"
-recipe["optim"]["num_workers"] = int(sys.argv[4])
-if sys.argv[5] == "1":
+recipe["data"]["train"] = f"shapes:train?length={sys.argv[5]}&cache={sys.argv[3]}"
+if sys.argv[4] == "1":
     recipe["data"]["val"] = "shapes:val?length=8"
     recipe["schedule"].update(eval_every=2, eval_limit=4, log_every=1)
 open(sys.argv[2], "w").write(yaml.safe_dump(recipe, sort_keys=False))

@@ -417,3 +417,13 @@ def test_resuming_an_unfused_optimiser_state_runs_fused(tmp_path):
     state = torch.load(path, weights_only=True)
     assert state["step"] == 2
     assert all(g["fused"] for g in state["optimizer"]["param_groups"])
+
+
+def test_num_workers_is_reported_as_unused(tmp_path):
+    """The loop reads batches in its own process: a recipe asking for workers is told so
+    rather than silently getting none."""
+    cfg = _config(tmp_path / "w")
+    cfg.optim.num_workers = 4
+    cfg.optim.total_steps = 1
+    with pytest.warns(UserWarning, match="num_workers = 4 is not used"):
+        train(cfg, progress=False)

@@ -47,7 +47,7 @@ class OptimConfig:
     total_steps: int = 10_000
     batch_size: int = 32
     grad_clip: float = 1.0
-    num_workers: int = 0
+    num_workers: int = 0  # reserved: batches are read in the training process (a warning)
     # expressions of one image per batch (1: texts drawn independently); with 2, a batch
     # of 32 texts encodes 16 images, halving the image encoder's share of a step
     texts_per_image: int = 1

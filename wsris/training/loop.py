@@ -222,6 +222,12 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
 
     from .objectives import build_objective
 
+    if config.optim.num_workers:
+        import warnings
+
+        warnings.warn(
+            f"optim.num_workers = {config.optim.num_workers} is not used: batches are read "
+            "and collated in the training process", stacklevel=2)
     dist = Distributed(config.device)
     seed_everything(config.seed + dist.rank)
     out = Path(config.output_dir)
