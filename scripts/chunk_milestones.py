@@ -104,7 +104,7 @@ def main() -> None:
             match = model.itm_logits(fused.hidden).softmax(-1)[:, 1]
         pairs.append(float(match[0] > match[1]))
         objects = data.scene(i // data.per_scene).objects
-        kind = negative_class(other.text, objects, data.scenes.config)
+        kind = negative_class(other.text, objects, data.config)
         (certain if kind == "certain" else classes[kind]).append(pairs[-1])
         # the same ranking against a true negative: the first expression from the next
         # scenes on that is false of every object of this image
@@ -112,7 +112,7 @@ def main() -> None:
             true_neg.append(pairs[-1])
         else:
             j = (first + data.per_scene + 1) % len(data)
-            while negative_class(data[j].text, objects, data.scenes.config) not in FALSE_OF_IMAGE:
+            while negative_class(data[j].text, objects, data.config) not in FALSE_OF_IMAGE:
                 j = (j + data.per_scene + 1) % len(data)
             neg = seg.tokenizer([data[j].text])
             with torch.no_grad():
@@ -124,7 +124,7 @@ def main() -> None:
             cam = compute_gradcam(model, image, one.input_ids, one.attention_mask, layer)
         smap = sentence_map(cam.maps, one.attention_mask.bool())[0]
         target = next(k for k, m in enumerate(s.object_masks) if (m == s.mask).all())
-        own = evaluate(s.text, objects, data.scenes.config)
+        own = evaluate(s.text, objects, data.config)
         own_ok.append(float(own.refers and own.true == (target,)))
         ok = float(_picked(smap, s.object_masks) == target)
         picks.setdefault(str(s.kind), []).append(ok)

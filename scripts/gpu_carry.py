@@ -87,10 +87,12 @@ def read_minilm_transport(path: Path) -> dict:
     return {k: (v.float() if v.is_floating_point() else v) for k, v in packed.items()}
 
 
-def use_minilm_transport(path: Path) -> None:
+def use_minilm_transport(path: Path) -> dict:
     """Models with a frozen MiniLM text encoder read it from a transport file instead of
-    the package (whose sha256 the file cannot match: it is float16 and cut down). For the
-    GPU checks only: it replaces ``SagModel.external_weights`` in this process."""
+    the package (whose sha256 the file cannot match: it is cut down, and float16 unless
+    written with ``--sag``). It replaces ``SagModel.external_weights`` in this process and
+    returns the state dict it reads (for the GPU checks, and for
+    ``scripts/train_minilm_transport.py``)."""
     from wsris.models.bert import load_bert_weights
     from wsris.models.sag import SagModel
 
@@ -102,6 +104,7 @@ def use_minilm_transport(path: Path) -> None:
         return {"text_encoder.": lambda model: load_bert_weights(model.text_encoder, state)}
 
     SagModel.external_weights = external_weights
+    return state
 
 
 def use_minilm_transport_if_missing() -> Path | None:

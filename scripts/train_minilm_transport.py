@@ -22,15 +22,13 @@ def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
-    from gpu_carry import read_minilm_transport, use_minilm_transport
+    from gpu_carry import use_minilm_transport
 
     import wsris.pretrained
     import wsris.training.warm_start
     from wsris.cli import main as cli
 
-    transport = Path(argv[0])
-    state = read_minilm_transport(transport)
-    use_minilm_transport(transport)  # models that load MiniLM as external weights
+    state = use_minilm_transport(Path(argv[0]))  # models that load MiniLM as external weights
     for module in (wsris.pretrained, wsris.training.warm_start):  # init.text_encoder: minilm
         module.minilm_state_dict = lambda: dict(state)
     cli(["train", *argv[2:]])  # exits with the command's status

@@ -46,7 +46,7 @@ def slot_pieces(a_slot: torch.Tensor, grid: tuple[int, int], min_tokens: int = 2
     # column with a blank row after each, so that no piece crosses from one image into the
     # next.
     strip = np.zeros((b, h + 1, w), np.uint8)
-    entities: list[list[list[tuple[int, np.ndarray | None]]]] = [[] for _ in range(b)]
+    rows: list[list[tuple[int, np.ndarray | None]]] = [[] for _ in range(b)]
     for slot in range(k):
         strip[:, :h] = winners == slot
         count, labels = cv2.connectedComponents(strip.reshape(b * (h + 1), w), connectivity=8)
@@ -59,7 +59,7 @@ def slot_pieces(a_slot: torch.Tensor, grid: tuple[int, int], min_tokens: int = 2
         per_image = np.bincount(image_of[big], minlength=b)
         for i in range(b):
             if per_image[i] < 2:
-                entities[i].append([(slot, None)])
+                rows[i].append((slot, None))
         split_images = np.flatnonzero(per_image >= 2)
         for i in split_images:
             row = labels[i]
@@ -69,8 +69,7 @@ def slot_pieces(a_slot: torch.Tensor, grid: tuple[int, int], min_tokens: int = 2
             row = np.where(small, mine[np.argmax(sizes[mine])], row)
             first = np.array([np.argmax(row == c) for c in mine])
             mine = mine[np.argsort(first)]  # in raster order of their first token
-            entities[i].append([(slot, row == c) for c in mine])
-    rows = [[e for group in groups for e in group] for groups in entities]
+            rows[i].extend((slot, row == c) for c in mine)
     p = max(len(r) for r in rows)
     source = np.zeros((b, p), np.int64)
     inside = np.zeros((b, p, n), bool)

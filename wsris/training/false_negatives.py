@@ -26,6 +26,7 @@ false of every object.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,17 +87,11 @@ def describable(
 ) -> torch.Tensor:
     """``[T, I]`` bool: text ``t`` may describe image ``i`` (whose objects are
     ``scenes[i]``) under ``rule`` (``semantic`` needs the scenes' ``config``)."""
-    if rule == "head":
-        def test(t: str, objs: Sequence[Any]) -> bool:
-            return may_describe(t, objs)
-    elif rule == "semantic":
-        if config is None:
-            raise ValueError("the semantic rule needs the scenes' ShapesConfig")
-
-        def test(t: str, objs: Sequence[Any]) -> bool:
-            return may_be_true(t, objs, config)
-    else:
+    if rule not in RULES:
         raise ValueError(f"unknown false-negative rule {rule!r}; known: {RULES}")
+    if rule == "semantic" and config is None:
+        raise ValueError("the semantic rule needs the scenes' ShapesConfig")
+    test = may_describe if rule == "head" else functools.partial(may_be_true, config=config)
     return torch.tensor([[test(t, objs) for objs in scenes] for t in texts],
                         dtype=torch.bool).reshape(len(texts), len(scenes))
 
