@@ -19,6 +19,7 @@ from wsris.methods.chunk.noun_chunks import (
     noun_chunks,
     parse_expression,
     parse_expressions,
+    subject_phrases,
 )
 from wsris.text import Tokenizer
 
@@ -158,3 +159,10 @@ def test_missing_model_raises_typed_error(monkeypatch: pytest.MonkeyPatch) -> No
             nc.load_nlp()
     finally:
         nc.load_nlp.cache_clear()
+
+
+def test_subject_is_the_first_noun_chunk_when_it_is_not_the_whole_expression() -> None:
+    texts = ["the red circle left of the blue square", "The square on the left",
+             "the circle that is not red", "the leftmost red shape", "red circle", ""]
+    assert subject_phrases(texts, Tokenizer(style="bert")) == [
+        "the red circle", "The square", "the circle", None, None, None]  # case kept

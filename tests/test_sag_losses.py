@@ -8,7 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsris.methods.sag.losses import c3_logits, c3_loss, c3_retrieval_accuracy, reconstruction_loss
+from wsris.methods.sag.losses import (
+    c3_logits,
+    c3_loss,
+    c3_retrieval_accuracy,
+    reconstruction_loss,
+    subject_consistency_loss,
+)
 
 TEXT = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
 # Z[i, j]: image i fused with text j
@@ -89,3 +95,25 @@ def test_reconstruction_by_hand() -> None:
     assert split.item() == pytest.approx(2.0 + 4.5)
     with pytest.raises(ValueError):
         reconstruction_loss(recon, target, [("vit", 2), ("pixels", 2)])
+
+
+def test_subject_consistency_by_hand() -> None:
+    # text 0: subject weights [0.2, 0.8, 0] / 0.8 = [0.25, 1, 0]; inside 0.5*0.25 + 0.5*1
+    # text 1: all of the text's attention on the subject's best entity: loss 0
+    a_text = torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]], requires_grad=True)
+    a_subject = torch.tensor([[0.2, 0.8, 0.0], [0.1, 0.6, 0.3]], requires_grad=True)
+    loss = subject_consistency_loss(a_text, a_subject, eps=0.0)
+    assert loss.item() == pytest.approx(-math.log(0.625) / 2, rel=1e-6)
+    loss.backward()
+    assert a_subject.grad is None  # the subject's attention is a fixed target
+    # d/da_text[0] of -log(inside)/2 = -w / (2 * inside): more attention on the subject helps
+    torch.testing.assert_close(a_text.grad[0], torch.tensor([-0.25, -1.0, 0.0]) / 1.25)
+
+
+def test_subject_consistency_penalises_a_landmark_pick() -> None:
+    subject = torch.tensor([[0.45, 0.45, 0.1]])  # two candidates, a landmark
+    on_candidate = subject_consistency_loss(torch.tensor([[0.9, 0.05, 0.05]]), subject)
+    on_landmark = subject_consistency_loss(torch.tensor([[0.05, 0.05, 0.9]]), subject)
+    assert on_candidate.item() < 0.1 < on_landmark.item()
+    with pytest.raises(ValueError, match="both be"):
+        subject_consistency_loss(torch.zeros(2, 3), torch.zeros(2, 4))

@@ -349,4 +349,5 @@ class SagModel(nn.Module):
             recon_splits=self.config.recon_splits,
             logit_scale=self.logit_scale(),
             grid=image.grid,
+            entity_mask=entities.mask,
         )

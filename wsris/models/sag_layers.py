@@ -72,6 +72,7 @@ class SagOutput:
     recon_splits: list[tuple[str, int]]
     logit_scale: torch.Tensor  # scalar
     grid: tuple[int, int]
+    entity_mask: torch.Tensor | None = None  # [B_img, K] real entities (split slots)
 
 
 # ----------------------------------------------------------------------------------------

@@ -241,6 +241,23 @@ def is_negated(text: str, tokenizer: Tokenizer | None = None) -> bool:
     return parse_expression(text, tokenizer).negated
 
 
+def subject_phrases(
+    texts: Sequence[str], tokenizer: Tokenizer | None = None
+) -> list[str | None]:
+    """Each expression's subject: its first noun chunk ("the red circle" of "the red
+    circle left of the blue square"), as cleaned words joined by spaces; ``None`` where
+    the expression has no noun chunk or its first chunk is the whole expression (the
+    subject would say nothing the expression does not). Used by SaG's subject-consistency
+    loss (:func:`wsris.methods.sag.losses.subject_consistency_loss`)."""
+    subjects: list[str | None] = []
+    for parsed in parse_expressions(texts, tokenizer):
+        if not parsed.chunks or len(parsed.chunks[0]) == len(parsed.words):
+            subjects.append(None)
+        else:
+            subjects.append(" ".join(parsed.words[i] for i in parsed.chunks[0]))
+    return subjects
+
+
 def chunk_adjacency(n_chunks: int) -> list[tuple[int, int]]:
     """Neighbouring chunk pairs for the inter-chunk loss: consecutive chunks ``(k, k+1)``."""
     return [(k, k + 1) for k in range(max(n_chunks - 1, 0))]

@@ -98,3 +98,26 @@ def reconstruction_loss(
         raise ValueError("splits do not add up to the target width")
     parts = zip(recon.split(widths, dim=-1), target.split(widths, dim=-1), strict=True)
     return sum(F.mse_loss(r, t) for r, t in parts)  # type: ignore[return-value]
+
+
+def subject_consistency_loss(
+    a_text: torch.Tensor, a_subject: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """A departure: a text's ``A^fuse`` should lie on entities its subject finds.
+
+    ``a_text`` ``[T, K]`` is each text's ``A^fuse`` over the entities of its own image;
+    ``a_subject`` ``[T, K]`` is the ``A^fuse`` of the text's subject, its first noun
+    chunk ("the red circle" of "the red circle left of the blue square"), on the same
+    entities, taken as a fixed target. Each subject weight is scaled by its row's largest,
+    so every entity the subject picks as strongly as its best counts fully; the loss is
+    ``-log sum_k a_text[k] * w[k]``, averaged over texts: 0 when all of a text's
+    attention is on its subject's best entities, and large when it sits elsewhere (on a
+    relation's landmark, say). Padding entities carry 0 in both.
+    """
+    if a_text.shape != a_subject.shape or a_text.dim() != 2:
+        raise ValueError(f"a_text and a_subject must both be [T, K]; got "
+                         f"{tuple(a_text.shape)} and {tuple(a_subject.shape)}")
+    target = a_subject.detach().float()
+    weight = target / target.amax(dim=-1, keepdim=True).clamp_min(eps)
+    inside = (a_text.float() * weight).sum(dim=-1)
+    return -torch.log(inside + eps).mean()

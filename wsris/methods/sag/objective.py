@@ -9,7 +9,11 @@ which takes the text encoder out of almost every step; a text head, the architec
 ``text_head_layers``, still trains),
 ``filter_false_negatives`` (false; Shapes-Ref only: another image of the batch that a
 text's head phrase fits is left out of that text's C^3 softmax, see
-:mod:`wsris.training.false_negatives`) from step ``false_negatives_from_step`` (0).
+:mod:`wsris.training.false_negatives`) from step ``false_negatives_from_step`` (0),
+``subject`` (0.0; a departure): the weight of the subject-consistency loss, which asks
+a text's ``A^fuse`` on its own image to lie on the entities its subject (first noun
+chunk) attends to, so that "the red circle left of the blue square" looks among the red
+circles and not at the square (:func:`.losses.subject_consistency_loss`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,17 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ...errors import ManifestError
 from ...training.objectives import Objective
-from .losses import c3_loss, c3_retrieval_accuracy, reconstruction_loss
+from .losses import (
+    c3_loss,
+    c3_retrieval_accuracy,
+    reconstruction_loss,
+    subject_consistency_loss,
+)
 
 LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
                                  "frozen_text": False, "filter_false_negatives": False,
                                  "false_negatives_from_step": 0,
-                                 "false_negative_rule": "head"}
+                                 "false_negative_rule": "head", "subject": 0.0}
 
 
 def _first_sample_per_image(data, limit: int) -> list[int]:
@@ -84,6 +93,29 @@ class SagObjective(Objective):
         mask = torch.arange(tokens.shape[1], device=tokens.device) < lengths[:, None]
         return m.text_feature(tokens, mask)
 
+    def _text_features(self, texts: list[str]) -> torch.Tensor:
+        """Text features of ``texts`` as the training forward computes them."""
+        if self._weights()["frozen_text"]:
+            return self._frozen_text_features(texts)
+        tb = self.tokenizer(texts).to(self.device)
+        return self.model.encode_text(tb.input_ids, tb.attention_mask)
+
+    def _subject_loss(self, batch, out) -> torch.Tensor:
+        """Subject consistency over the texts of ``batch`` that have a subject."""
+        from ..chunk.noun_chunks import subject_phrases
+
+        subjects = subject_phrases(batch.text.texts, self.tokenizer)
+        rows = [j for j, s in enumerate(subjects) if s is not None]
+        if not rows:
+            return out.a_fuse.sum() * 0.0
+        rows_t = torch.tensor(rows, device=out.a_fuse.device)
+        images = batch.image_index.to(out.a_fuse.device)[rows_t]
+        with torch.no_grad():  # the subject's attention is the target
+            feats = self._text_features([subjects[j] for j in rows])
+            a_all = self.model.fuse(out.slots, feats, out.entity_mask).a_fuse  # [B, R, K]
+            a_subject = a_all[images, torch.arange(len(rows), device=images.device)]
+        return subject_consistency_loss(out.a_fuse[images, rows_t], a_subject)
+
     def forward(self, batch) -> dict[str, torch.Tensor]:
         w = self._weights()
         text = None
@@ -98,11 +130,17 @@ class SagObjective(Objective):
         c3 = c3_loss(out.z, out.text, out.logit_scale, batch.image_index, exclude=exclude)
         c3_weight = 0.0 if self.step < int(w["recon_only_steps"]) else float(w["c3"])
         total = float(w["recon"]) * recon + c3_weight * c3
+        metrics = {}
+        if float(w["subject"]) > 0:
+            subject = self._subject_loss(batch, out)
+            total = total + float(w["subject"]) * subject
+            metrics["subject"] = subject.detach()
         acc = c3_retrieval_accuracy(out.z.detach(), out.text.detach(), batch.image_index)
         return {
             "loss": total,
             "c3": c3.detach(),
             "recon": recon.detach(),
+            **metrics,
             "c3_acc": torch.tensor(acc),
             "scale": out.logit_scale.detach(),
         }
