@@ -16,6 +16,7 @@ from wsris.methods.chunk.noun_chunks import (
     chunk_batch,
     chunk_positions,
     is_negated,
+    negated_phrases,
     noun_chunks,
     parse_expression,
     parse_expressions,
@@ -166,3 +167,10 @@ def test_subject_is_the_first_noun_chunk_when_it_is_not_the_whole_expression() -
              "the circle that is not red", "the leftmost red shape", "red circle", ""]
     assert subject_phrases(texts, Tokenizer(style="bert")) == [
         "the red circle", "The square", "the circle", None, None, None]  # case kept
+
+
+def test_negated_phrase_is_what_follows_the_negation_word() -> None:
+    texts = ["the circle that is not red", "the red shape that is not a circle",
+             "the red circle", "the square that is not", "man without a hat"]
+    assert negated_phrases(texts, Tokenizer(style="bert")) == [
+        "red", "a circle", None, None, "a hat"]

@@ -12,6 +12,7 @@ from wsris.methods.sag.losses import (
     c3_logits,
     c3_loss,
     c3_retrieval_accuracy,
+    negation_exclusion_loss,
     reconstruction_loss,
     subject_consistency_loss,
 )
@@ -117,3 +118,19 @@ def test_subject_consistency_penalises_a_landmark_pick() -> None:
     assert on_candidate.item() < 0.1 < on_landmark.item()
     with pytest.raises(ValueError, match="both be"):
         subject_consistency_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_negation_exclusion_by_hand() -> None:
+    # negated weights [0.8, 0.2, 0] / 0.8 = [1, 0.25, 0]; text 0 puts 0.5 on the negated
+    # entity and 0.5 on the other: outside = 1 - (0.5 + 0.125) = 0.375
+    a_text = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]], requires_grad=True)
+    a_negated = torch.tensor([[0.8, 0.2, 0.0], [0.7, 0.3, 0.0]], requires_grad=True)
+    loss = negation_exclusion_loss(a_text, a_negated, eps=0.0)
+    assert loss.item() == pytest.approx(-math.log(0.375) / 2, rel=1e-6)
+    loss.backward()
+    assert a_negated.grad is None
+    torch.testing.assert_close(a_text.grad[0], torch.tensor([1.0, 0.25, 0.0]) / 0.75)
+    # text 1 avoids it already (outside = 1): the pull away is the weight itself, / 2 rows
+    torch.testing.assert_close(a_text.grad[1], torch.tensor([1.0, 3 / 7, 0.0]) / 2)
+    with pytest.raises(ValueError, match="both be"):
+        negation_exclusion_loss(torch.zeros(2, 3), torch.zeros(3, 3))

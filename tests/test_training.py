@@ -429,29 +429,37 @@ def test_num_workers_is_reported_as_unused(tmp_path):
         train(cfg, progress=False)
 
 
-def test_subject_loss_pairs_each_text_with_its_own_image(tmp_path):
-    """The subject-consistency term reads, for every text with a subject, the text's and
-    its subject's A^fuse on the text's OWN image; recomputed here one pair at a time."""
-    from wsris.methods.chunk.noun_chunks import subject_phrases
-    from wsris.methods.sag.losses import subject_consistency_loss
+@pytest.mark.parametrize("term", ["subject", "negation"])
+def test_phrase_losses_pair_each_text_with_its_own_image(tmp_path, term):
+    """The subject-consistency and negation-exclusion terms read, for every text with a
+    subject (negated phrase), the text's and that phrase's A^fuse on the text's OWN image;
+    recomputed here one pair at a time."""
+    from wsris.methods.chunk.noun_chunks import negated_phrases, subject_phrases
+    from wsris.methods.sag.losses import negation_exclusion_loss, subject_consistency_loss
     from wsris.training.objectives import build_objective
 
-    obj = build_objective(_config(tmp_path / "s", loss={"subject": 2.0}), torch.device("cpu"))
+    phrases_of, loss_of = {
+        "subject": (subject_phrases, subject_consistency_loss),
+        "negation": (negated_phrases, negation_exclusion_loss),
+    }[term]
+    obj = build_objective(_config(tmp_path / "s", loss={term: 2.0}), torch.device("cpu"))
     obj.model.eval()
     data = obj.train_dataset()
     samples = [data[i] for i in range(8)]
     samples[1].text = "the red circle left of the blue square"
     samples[2].text = "the square on the left"
-    samples[5].text = "the green circle"  # no subject of its own: left out
+    samples[3].text = "the circle that is not red"
+    samples[5].text = "the green circle"  # neither a subject nor a negation: left out
     batch = obj.collate(samples, data)
     torch.manual_seed(0)
     out = obj.model(batch.pixel_values, batch.text.input_ids, batch.text.attention_mask)
-    got = obj._subject_loss(batch, out)
+    got = obj._subject_loss(batch, out) if term == "subject" else obj._negation_loss(batch, out)
 
-    subjects = subject_phrases(batch.text.texts, obj.tokenizer)
-    assert subjects[1] == "the red circle" and subjects[5] is None
+    phrases = phrases_of(batch.text.texts, obj.tokenizer)
+    assert phrases[3] == ("the circle" if term == "subject" else "red")
+    assert phrases[5] is None
     a_text, a_subject = [], []
-    for j, subject in enumerate(subjects):
+    for j, subject in enumerate(phrases):
         if subject is None:
             continue
         i = int(batch.image_index[j])
@@ -460,7 +468,7 @@ def test_subject_loss_pairs_each_text_with_its_own_image(tmp_path):
         mask = None if out.entity_mask is None else out.entity_mask[i : i + 1]
         a_subject.append(obj.model.fuse(out.slots[i : i + 1], feat, mask).a_fuse[0, 0])
         a_text.append(out.a_fuse[i, j])
-    want = subject_consistency_loss(torch.stack(a_text), torch.stack(a_subject))
+    want = loss_of(torch.stack(a_text), torch.stack(a_subject))
     torch.testing.assert_close(got, want)
     got.backward()  # the text's side trains the fusion
     assert obj.model.fusion.attn.to_q.weight.grad is not None

@@ -258,6 +258,24 @@ def subject_phrases(
     return subjects
 
 
+def negated_phrases(
+    texts: Sequence[str], tokenizer: Tokenizer | None = None
+) -> list[str | None]:
+    """What each expression negates: the cleaned words after its first negation word
+    (:data:`NEGATION_WORDS`): "red" of "the circle that is not red", "a circle" of "the
+    red shape that is not a circle"; ``None`` where there is no negation word or nothing
+    follows it. Used by SaG's negation-exclusion loss
+    (:func:`wsris.methods.sag.losses.negation_exclusion_loss`)."""
+    tok = tokenizer or DEFAULT_TOKENIZER
+    phrases: list[str | None] = []
+    for text in texts:
+        words = tok.clean(text).split()
+        at = next((i for i, w in enumerate(words) if w.lower() in NEGATION_WORDS), None)
+        rest = words[at + 1 :] if at is not None else []
+        phrases.append(" ".join(rest) if rest else None)
+    return phrases
+
+
 def chunk_adjacency(n_chunks: int) -> list[tuple[int, int]]:
     """Neighbouring chunk pairs for the inter-chunk loss: consecutive chunks ``(k, k+1)``."""
     return [(k, k + 1) for k in range(max(n_chunks - 1, 0))]

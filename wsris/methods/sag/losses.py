@@ -121,3 +121,24 @@ def subject_consistency_loss(
     weight = target / target.amax(dim=-1, keepdim=True).clamp_min(eps)
     inside = (a_text.float() * weight).sum(dim=-1)
     return -torch.log(inside + eps).mean()
+
+
+def negation_exclusion_loss(
+    a_text: torch.Tensor, a_negated: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """A departure: a negated text's ``A^fuse`` should avoid what it negates.
+
+    ``a_text`` ``[T, K]``: each text's ``A^fuse`` over the entities of its own image;
+    ``a_negated`` ``[T, K]``: the ``A^fuse`` of what the text negates ("red" of "the
+    circle that is not red") on the same entities, a fixed target, scaled by its row's
+    largest as in :func:`subject_consistency_loss`. The loss is
+    ``-log(1 - sum_k a_text[k] * w[k])``, averaged over texts: 0 when the text's
+    attention avoids every entity the negated phrase picks.
+    """
+    if a_text.shape != a_negated.shape or a_text.dim() != 2:
+        raise ValueError(f"a_text and a_negated must both be [T, K]; got "
+                         f"{tuple(a_text.shape)} and {tuple(a_negated.shape)}")
+    target = a_negated.detach().float()
+    weight = target / target.amax(dim=-1, keepdim=True).clamp_min(eps)
+    outside = 1.0 - (a_text.float() * weight).sum(dim=-1)
+    return -torch.log(outside.clamp_min(0.0) + eps).mean()

@@ -13,7 +13,11 @@ text's head phrase fits is left out of that text's C^3 softmax, see
 ``subject`` (0.0; a departure): the weight of the subject-consistency loss, which asks
 a text's ``A^fuse`` on its own image to lie on the entities its subject (first noun
 chunk) attends to, so that "the red circle left of the blue square" looks among the red
-circles and not at the square (:func:`.losses.subject_consistency_loss`).
+circles and not at the square (:func:`.losses.subject_consistency_loss`),
+``negation`` (0.0; a departure): the weight of the negation-exclusion loss, which asks a
+negated text's ``A^fuse`` on its own image to avoid the entities that what it negates
+attends to, so that "the circle that is not red" looks away from what "red" finds
+(:func:`.losses.negation_exclusion_loss`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ...training.objectives import Objective
 from .losses import (
     c3_loss,
     c3_retrieval_accuracy,
+    negation_exclusion_loss,
     reconstruction_loss,
     subject_consistency_loss,
 )
@@ -35,7 +40,8 @@ from .losses import (
 LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
                                  "frozen_text": False, "filter_false_negatives": False,
                                  "false_negatives_from_step": 0,
-                                 "false_negative_rule": "head", "subject": 0.0}
+                                 "false_negative_rule": "head", "subject": 0.0,
+                                 "negation": 0.0}
 
 
 def _first_sample_per_image(data, limit: int) -> list[int]:
@@ -100,21 +106,38 @@ class SagObjective(Objective):
         tb = self.tokenizer(texts).to(self.device)
         return self.model.encode_text(tb.input_ids, tb.attention_mask)
 
+    def _own_image_attention(
+        self, batch, out, phrases: list[str | None]
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For the texts of ``batch`` with a phrase (not ``None``): their ``A^fuse`` on
+        their own image ``[R, K]`` and, without gradient, the phrase's on the same
+        entities ``[R, K]``; ``None`` when no text has one."""
+        rows = [j for j, p in enumerate(phrases) if p is not None]
+        if not rows:
+            return None
+        rows_t = torch.tensor(rows, device=out.a_fuse.device)
+        images = batch.image_index.to(out.a_fuse.device)[rows_t]
+        with torch.no_grad():  # the phrase's attention is the target
+            feats = self._text_features([phrases[j] for j in rows])  # type: ignore[misc]
+            a_all = self.model.fuse(out.slots, feats, out.entity_mask).a_fuse  # [B, R, K]
+            a_phrase = a_all[images, torch.arange(len(rows), device=images.device)]
+        return out.a_fuse[images, rows_t], a_phrase
+
     def _subject_loss(self, batch, out) -> torch.Tensor:
         """Subject consistency over the texts of ``batch`` that have a subject."""
         from ..chunk.noun_chunks import subject_phrases
 
-        subjects = subject_phrases(batch.text.texts, self.tokenizer)
-        rows = [j for j, s in enumerate(subjects) if s is not None]
-        if not rows:
-            return out.a_fuse.sum() * 0.0
-        rows_t = torch.tensor(rows, device=out.a_fuse.device)
-        images = batch.image_index.to(out.a_fuse.device)[rows_t]
-        with torch.no_grad():  # the subject's attention is the target
-            feats = self._text_features([subjects[j] for j in rows])
-            a_all = self.model.fuse(out.slots, feats, out.entity_mask).a_fuse  # [B, R, K]
-            a_subject = a_all[images, torch.arange(len(rows), device=images.device)]
-        return subject_consistency_loss(out.a_fuse[images, rows_t], a_subject)
+        pair = self._own_image_attention(batch, out, subject_phrases(batch.text.texts,
+                                                                     self.tokenizer))
+        return out.a_fuse.sum() * 0.0 if pair is None else subject_consistency_loss(*pair)
+
+    def _negation_loss(self, batch, out) -> torch.Tensor:
+        """Negation exclusion over the texts of ``batch`` that negate something."""
+        from ..chunk.noun_chunks import negated_phrases
+
+        pair = self._own_image_attention(batch, out, negated_phrases(batch.text.texts,
+                                                                     self.tokenizer))
+        return out.a_fuse.sum() * 0.0 if pair is None else negation_exclusion_loss(*pair)
 
     def forward(self, batch) -> dict[str, torch.Tensor]:
         w = self._weights()
@@ -135,6 +158,10 @@ class SagObjective(Objective):
             subject = self._subject_loss(batch, out)
             total = total + float(w["subject"]) * subject
             metrics["subject"] = subject.detach()
+        if float(w["negation"]) > 0:
+            negation = self._negation_loss(batch, out)
+            total = total + float(w["negation"]) * negation
+            metrics["negation"] = negation.detach()
         acc = c3_retrieval_accuracy(out.z.detach(), out.text.detach(), batch.image_index)
         return {
             "loss": total,
