@@ -7,6 +7,9 @@
   the temperature is 1 (``scale=1``) in the paper.
 * Reconstruction (Eq. 9): mean squared error between the decoder's output and the
   stop-gradient ViT features (and/or pixel patches, a departure for tiny models).
+* Two departures that read the text's own structure (no masks, no boxes): subject
+  consistency (a text's ``A^fuse`` stays on what its first noun chunk attends to) and
+  negation exclusion (a negated text's ``A^fuse`` avoids what it negates attends to).
 """
 
 from __future__ import annotations
