@@ -70,6 +70,7 @@ def test_models_lists_every_manifest_entry_with_status():
     table = run("models").output.splitlines()
     assert table[0].split()[:3] == ["NAME", "METHOD", "STATUS"]
     assert len(table) == len(rows) + 3  # header, a row per model, a blank line, the default
-    assert table[-1] == "default model: albef-chunk-shapes: highest shapes:val mIoU of the " \
-        "bundled models (albef-chunk-shapes 57.2, sag-shapes 45.9)"
-    assert rows["albef-chunk-shapes"]["status"] == "bundled (default)"
+    assert table[-1] == "default model: sag-shapes: highest shapes:val mIoU of the " \
+        "bundled models (sag-shapes 57.19, albef-chunk-shapes 57.17)"
+    assert rows["sag-shapes"]["status"] == "bundled (default)"
+    assert rows["albef-chunk-shapes"]["status"] == "bundled"

@@ -2,10 +2,10 @@
 
 Each model's heat map must rank the referred object first (the object with the highest
 mean heat-map value is the target) as often as when it was bundled. The thresholds are the
-figures measured then (0.68 for albef-chunk-shapes, 0.59 for sag-shapes), less 0.05 for
+figures measured then (0.68 for albef-chunk-shapes, 0.75 for sag-shapes), less 0.05 for
 numeric differences between machines; chance (a random object) is 0.294 on these 100
-expressions. Both must stay far above chance (sag-shapes still weighs the wrong entity
-most on many location and relation phrases, see docs/results.md).
+expressions. Both must stay far above chance (both still miss many location phrases,
+which Shapes-Ref states relative to the other candidates; see docs/results.md).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from wsris.data.shapes import ShapesRef
 
 N = 100
 #: measured pick rate on the first 100 val expressions at bundling, minus 0.05
-PICK_AT_LEAST = {"albef-chunk-shapes": 0.63, "sag-shapes": 0.54}
+PICK_AT_LEAST = {"albef-chunk-shapes": 0.63, "sag-shapes": 0.70}
 FAR_ABOVE_CHANCE = {"albef-chunk-shapes", "sag-shapes"}
 #: the chunk model's heat map before proposals is what ranks the objects
 OPTIONS = {"albef-chunk-shapes": {"stages": ["gradcam"]}, "sag-shapes": {}}
