@@ -124,3 +124,26 @@ def test_the_package_reads_the_top_level_manifest_and_nothing_else():
     if packaged.is_symlink():
         assert packaged.resolve() == root.resolve()
     assert load_manifest() == parse_manifest(json.loads(root.read_text(encoding="utf-8")))
+
+
+def test_one_shot_segment_uses_the_default_model(monkeypatch):
+    """``wsris.segment`` without a model loads what ``wsris segment`` would."""
+    import wsris
+    import wsris.api
+    from wsris.registry import default_model
+
+    loaded = []
+
+    class Fake:
+        def segment(self, image, text, **kwargs):
+            return (image, text, kwargs)
+
+    def fake_load(name, *args, **kwargs):
+        loaded.append(name)
+        return Fake()
+
+    monkeypatch.setattr(wsris.api, "load", fake_load)
+    assert wsris.segment("img", "the red circle", threshold=0.3) == (
+        "img", "the red circle", {"threshold": 0.3})
+    wsris.segment("img", "x", model="albef-chunk-shapes")
+    assert loaded == [default_model()[0], "albef-chunk-shapes"]

@@ -44,8 +44,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'wsris' has no attribute {name!r}")
 
 
-def segment(image: Any, text: str | list[str], model: str = "albef-chunk-shapes", **kwargs: Any):
-    """One-shot helper: ``wsris.load(model).segment(image, text, **kwargs)``."""
+def segment(image: Any, text: str | list[str], model: str | None = None, **kwargs: Any):
+    """One-shot helper: ``wsris.load(model).segment(image, text, **kwargs)``; without
+    ``model``, the default model of ``wsris segment`` (the bundled one with the highest
+    measured ``shapes:val`` mIoU, see ``wsris models``)."""
     from .api import load
 
+    if model is None:
+        from .registry import default_model
+
+        model = default_model()[0]
     return load(model).segment(image, text, **kwargs)
