@@ -117,12 +117,7 @@ def subject_consistency_loss(
     attention is on its subject's best entities, and large when it sits elsewhere (on a
     relation's landmark, say). Padding entities carry 0 in both.
     """
-    if a_text.shape != a_subject.shape or a_text.dim() != 2:
-        raise ValueError(f"a_text and a_subject must both be [T, K]; got "
-                         f"{tuple(a_text.shape)} and {tuple(a_subject.shape)}")
-    target = a_subject.detach().float()
-    weight = target / target.amax(dim=-1, keepdim=True).clamp_min(eps)
-    inside = (a_text.float() * weight).sum(dim=-1)
+    inside = _mass_on_phrase(a_text, a_subject, "a_subject", eps)
     return -torch.log(inside + eps).mean()
 
 
@@ -138,10 +133,18 @@ def negation_exclusion_loss(
     ``-log(1 - sum_k a_text[k] * w[k])``, averaged over texts: 0 when the text's
     attention avoids every entity the negated phrase picks.
     """
-    if a_text.shape != a_negated.shape or a_text.dim() != 2:
-        raise ValueError(f"a_text and a_negated must both be [T, K]; got "
-                         f"{tuple(a_text.shape)} and {tuple(a_negated.shape)}")
-    target = a_negated.detach().float()
-    weight = target / target.amax(dim=-1, keepdim=True).clamp_min(eps)
-    outside = 1.0 - (a_text.float() * weight).sum(dim=-1)
+    outside = 1.0 - _mass_on_phrase(a_text, a_negated, "a_negated", eps)
     return -torch.log(outside.clamp_min(0.0) + eps).mean()
+
+
+def _mass_on_phrase(
+    a_text: torch.Tensor, a_phrase: torch.Tensor, name: str, eps: float
+) -> torch.Tensor:
+    """``[T]``: ``sum_k a_text[k] * w[k]`` with ``w`` the phrase's ``A^fuse`` (detached)
+    divided by its row's largest entry."""
+    if a_text.shape != a_phrase.shape or a_text.dim() != 2:
+        raise ValueError(f"a_text and {name} must both be [T, K]; got "
+                         f"{tuple(a_text.shape)} and {tuple(a_phrase.shape)}")
+    target = a_phrase.detach().float()
+    weight = target / target.amax(dim=-1, keepdim=True).clamp_min(eps)
+    return (a_text.float() * weight).sum(dim=-1)
