@@ -345,7 +345,7 @@ def test_chunk_losses_train_the_model_through_gradcam() -> None:
     from chunk_helpers import tiny_model
 
     from wsris.blocks.gradcam import compute_gradcam
-    from wsris.methods.chunk.noun_chunks import chunk_batch
+    from wsris.blocks.noun_chunks import chunk_batch
     from wsris.text import Tokenizer
 
     tok = Tokenizer(style="albef")

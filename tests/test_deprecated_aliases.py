@@ -20,7 +20,8 @@ MOVED = {
     "wsris.training.init": "wsris.training.warm_start",
     "wsris.losses.chunk": "wsris.methods.chunk.losses",
     "wsris.losses.sag": "wsris.methods.sag.losses",
-    "wsris.noun_chunks": "wsris.methods.chunk.noun_chunks",
+    "wsris.noun_chunks": "wsris.blocks.noun_chunks",
+    "wsris.methods.chunk.noun_chunks": "wsris.blocks.noun_chunks",
     "wsris.convert.albef": "wsris.methods.chunk.convert",
     "wsris.convert.sag": "wsris.methods.sag.convert",
 }

@@ -79,7 +79,7 @@ def _case(code: int, tiny: Path, tmp: Path, monkeypatch) -> list[str]:
     if code == 9:
         return ["eval", "--data", f"refcoco:unc:val@{tmp / 'no-such-root'}"]
     if code == 10:  # no spaCy pipeline: the chunk recipe's validation needs noun chunks
-        import wsris.methods.chunk.noun_chunks as nc
+        import wsris.blocks.noun_chunks as nc
 
         nc.load_nlp.cache_clear()
         monkeypatch.setattr(nc, "MODEL_NAMES", ("wsris_no_such_pipeline",))
@@ -110,7 +110,7 @@ def test_exit_code(code, tiny_folder, tmp_path, monkeypatch):
     if args == ["__nlp__"]:
         # No CLI command reaches spaCy in under a minute; the same group, on a command
         # whose only work is loading the pipeline, shows the code the CLI gives.
-        from wsris.methods.chunk.noun_chunks import load_nlp
+        from wsris.blocks.noun_chunks import load_nlp
 
         @main.command("nlp-probe")
         def probe() -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from wsris.errors import NlpModelError
-from wsris.methods.chunk import noun_chunks as nc
-from wsris.methods.chunk.noun_chunks import (
+from wsris.blocks import noun_chunks as nc
+from wsris.blocks.noun_chunks import (
     chunk_adjacency,
     chunk_batch,
     chunk_positions,
@@ -22,6 +21,7 @@ from wsris.methods.chunk.noun_chunks import (
     parse_expressions,
     subject_phrases,
 )
+from wsris.errors import NlpModelError
 from wsris.text import Tokenizer
 
 ALBEF = Tokenizer(style="albef")

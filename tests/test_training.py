@@ -434,7 +434,7 @@ def test_phrase_losses_pair_each_text_with_its_own_image(tmp_path, term):
     """The subject-consistency and negation-exclusion terms read, for every text with a
     subject (negated phrase), the text's and that phrase's A^fuse on the text's OWN image;
     recomputed here one pair at a time."""
-    from wsris.methods.chunk.noun_chunks import negated_phrases, subject_phrases
+    from wsris.blocks.noun_chunks import negated_phrases, subject_phrases
     from wsris.methods.sag.losses import negation_exclusion_loss, subject_consistency_loss
     from wsris.training.objectives import build_objective
 

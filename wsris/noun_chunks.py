@@ -1,5 +1,5 @@
-"""Deprecated alias of :mod:`wsris.methods.chunk.noun_chunks`; see CHANGELOG.md."""
+"""Deprecated alias of :mod:`wsris.blocks.noun_chunks`; see CHANGELOG.md."""
 
 from wsris._compat import moved
 
-moved(__name__, "wsris.methods.chunk.noun_chunks")
+moved(__name__, "wsris.blocks.noun_chunks")

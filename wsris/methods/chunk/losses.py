@@ -6,7 +6,7 @@ half-precision maps are cast to float32 here (safe under autocast), float64 is k
 chunk is a list of unit indices into the unit axis of the maps:
 
 - per-position Grad-CAM maps ``[T, L, h, w]`` (``wsris.blocks.gradcam``, position 0 is
-  ``[CLS]``) go with ``ChunkBatch.position_chunks`` (``wsris.methods.chunk.noun_chunks``): pairs in
+  ``[CLS]``) go with ``ChunkBatch.position_chunks`` (``wsris.blocks.noun_chunks``): pairs in
   Eq. 3 are then pairs of WordPieces, including pieces of the same word;
 - maps pooled per word with :func:`pool_word_maps` go with ``ChunkBatch.word_chunks``:
   pairs are pairs of words, as Eq. 3 is written. Identical when no word is split.
@@ -86,7 +86,7 @@ def _zeros(ref: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _consecutive(n_chunks: int) -> list[tuple[int, int]]:
-    """Default adjacency, as ``wsris.methods.chunk.noun_chunks.chunk_adjacency``: ``(k, k+1)``."""
+    """Default adjacency, as ``wsris.blocks.noun_chunks.chunk_adjacency``: ``(k, k+1)``."""
     return [(k, k + 1) for k in range(max(n_chunks - 1, 0))]
 
 

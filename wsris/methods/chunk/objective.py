@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
+from ...blocks.noun_chunks import chunk_batch
 from ...errors import ManifestError
 from ...models.bert import IndexedImages
 from ...training.false_negatives import (
@@ -47,7 +48,6 @@ from .losses import (
     intra_chunk_loss_batch,
     semi_loss,
 )
-from .noun_chunks import chunk_batch
 from .text_negatives import SHAPES_REF_SWAPS, build_swap_table, perturb_caption
 
 DEFAULTS: dict[str, Any] = {

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
+from ...blocks.noun_chunks import chunk_batch, load_nlp
 from ...errors import NlpModelError
 from .losses import chunk_maps, isolated_regions, minmax_normalize
-from .noun_chunks import chunk_batch, load_nlp
 
 
 def perturb_colour(text: str, objects: list[Any], colours: list[str]) -> str | None:

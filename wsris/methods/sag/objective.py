@@ -125,7 +125,7 @@ class SagObjective(Objective):
 
     def _subject_loss(self, batch, out) -> torch.Tensor:
         """Subject consistency over the texts of ``batch`` that have a subject."""
-        from ..chunk.noun_chunks import subject_phrases
+        from ...blocks.noun_chunks import subject_phrases
 
         pair = self._own_image_attention(batch, out, subject_phrases(batch.text.texts,
                                                                      self.tokenizer))
@@ -133,7 +133,7 @@ class SagObjective(Objective):
 
     def _negation_loss(self, batch, out) -> torch.Tensor:
         """Negation exclusion over the texts of ``batch`` that negate something."""
-        from ..chunk.noun_chunks import negated_phrases
+        from ...blocks.noun_chunks import negated_phrases
 
         pair = self._own_image_attention(batch, out, negated_phrases(batch.text.texts,
                                                                      self.tokenizer))
