@@ -270,7 +270,7 @@ def negated_phrases(
     tok = tokenizer or DEFAULT_TOKENIZER
     phrases: list[str | None] = []
     for text in texts:
-        words = tok.clean(text).split()
+        words = tok.words(text)
         at = next((i for i, w in enumerate(words) if w.lower() in NEGATION_WORDS), None)
         rest = words[at + 1 :] if at is not None else []
         phrases.append(" ".join(rest) if rest else None)
