@@ -140,8 +140,10 @@ def test_convert_maps_every_official_parameter(tmp_path: Path) -> None:
         "std": [0.5, 0.5, 0.5],
         "interpolation": "bilinear",
     }
-    assert config["text"] == {"style": "bert", "max_length": 40}
-    assert config["inference"] == {"threshold": 0.5, "combine": "product", "slot_init": "mean"}
+    # no cut below the text encoder's position limit (POS), as the official code
+    assert config["text"] == {"style": "bert", "max_length": POS}
+    assert config["inference"] == {"threshold": 0.5, "combine": "product",
+                                   "slot_init": "sample", "num_samples": 1, "seed": 0}
     assert config["source"]["val_iou"] == pytest.approx(0.3476)
     arch = SagConfig.from_dict(config["architecture"])
     assert (arch.num_groups, arch.slots_per_group, arch.iterations) == (KG, 3, ITERS)
@@ -155,6 +157,15 @@ def test_convert_maps_every_official_parameter(tmp_path: Path) -> None:
     )
     assert arch.decoder_pos == "learned" and arch.decoder_layers == 4
     assert arch.vit_ln_eps == 1e-5 and arch.slot_type == "entity"
+    assert arch.slot_attention_eps == 1e-7  # the official renormalisation constant
+    # no args in this file: what was given, derived and assumed is recorded
+    settings = config["source"]["settings"]
+    assert (settings["num_slots"], settings["image_size"]) == ("given", "given")
+    assert settings["slots_per_group"] == "K / Kg"
+    assert set(config["source"]["assumed"]) == {
+        "agg_heads", "interaction_heads", "fusion_heads", "vit_heads", "slot_type",
+        "text_norm", "threshold", "dropout",
+    }
 
     # loads strictly into the model the config describes (the Segmenter's own loader)
     model = build_model("sag", config["architecture"])
