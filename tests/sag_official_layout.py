@@ -183,10 +183,11 @@ def save_like_official(
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     raw = buf.getvalue()
-    if numpy1:
-        raw = _rename_global(
-            raw, b"numpy._core.multiarray\nscalar", b"numpy.core.multiarray\nscalar"
-        )
+    # the spelling the installed NumPy wrote, turned into the one asked for
+    spelling = {True: b"numpy.core.multiarray\nscalar", False: b"numpy._core.multiarray\nscalar"}
+    written = spelling[int(np.__version__.split(".")[0]) < 2]
+    if written != spelling[numpy1]:
+        raw = _rename_global(raw, written, spelling[numpy1])
     path.write_bytes(raw)
     return path
 

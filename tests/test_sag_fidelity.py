@@ -101,6 +101,13 @@ def test_a_pickle_with_any_other_global_is_refused(tmp_path, extra):
     assert not (tmp_path / "cli").exists()
 
 
+def test_args_saved_as_a_dict_are_read_too(tmp_path):
+    args = vars(official_args(crop_size=64, pseudo_threshold=0.45))
+    src = save_like_official(tmp_path / "m.pth.tar", official_state_dict(), args)
+    config = _config(convert_sag(src, tmp_path / "out"))
+    assert config["inference"]["threshold"] == 0.45 and config["source"]["assumed"] == []
+
+
 def test_given_values_must_agree_with_args(tmp_path):
     src = save_like_official(tmp_path / "m.pth.tar", official_state_dict(), official_args())
     with pytest.raises(InvalidInputError, match=r"num_slots=12 contradicts .*img_num_embeds"):

@@ -45,6 +45,11 @@ def read_official_checkpoint(src: Path) -> Any:
     """``torch.load(src, weights_only=True)`` on the CPU with :func:`official_safe_globals`
     allowed. Raises :class:`WeightsMismatchError` for a file that is no such checkpoint,
     including one that names any other global."""
+    if not hasattr(torch.serialization, "safe_globals"):
+        raise WeightsMismatchError(
+            "reading an official SaG checkpoint safely needs torch >= 2.6 "
+            f"(installed: {torch.__version__})"
+        )
     try:
         with torch.serialization.safe_globals(official_safe_globals()):
             return torch.load(src, map_location="cpu", weights_only=True)

@@ -11,6 +11,7 @@ and :attr:`OfficialSettings.origin` says so.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -86,12 +87,15 @@ def _flag(args: Any, name: str) -> Any:
 
 
 def settings_from_args(args: Any, given: dict[str, Any] | None = None) -> OfficialSettings:
-    """:class:`OfficialSettings` from an official ``args`` namespace (or None), with the
-    caller's ``given`` values (None entries ignored) where ``args`` does not record one.
+    """:class:`OfficialSettings` from an official ``args`` namespace (or its ``vars``
+    dict, or None), with the caller's ``given`` values (None entries ignored) where
+    ``args`` does not record one.
 
     Raises :class:`WeightsMismatchError` for flags that build another forward pass, and
     :class:`InvalidInputError` for a given value that contradicts ``args``.
     """
+    if isinstance(args, dict):  # vars(args), as some forks save it
+        args = argparse.Namespace(**{str(k): v for k, v in args.items()})
     if args is not None and not hasattr(args, "__dict__"):
         raise WeightsMismatchError(f"'args' is a {type(args).__name__}, not a namespace")
     unsupported = [
