@@ -11,6 +11,22 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 from safetensors.torch import load_file
+from sag_official_layout import (  # noqa: I001 - a test helper module
+    AGG,
+    CMA,
+    DEPTH,
+    GRID0,
+    ITERS,
+    KG,
+    LAT,
+    LAYERS,
+    POS,
+    VOCAB,
+    D,
+    H,
+    W,
+    official_state_dict,
+)
 
 from wsris.api import load_weights
 from wsris.errors import InvalidInputError, WeightsMismatchError
@@ -18,109 +34,6 @@ from wsris.methods import build_model
 from wsris.methods.sag.convert import convert_sag
 from wsris.methods.sag.convert_cli import sag_command
 from wsris.models.sag import SagConfig, SagModel
-
-# A tiny "official" model: ViT width 64 (one 64-dim head), patch 8,
-# trained at 64 px but built for 80 px (grid 10x10, like the official 480-px build),
-# BERT width 64, 2 layers, D = 32, 2 Gaussians x 3 slots, T = 3.
-W, PATCH, DEPTH, GRID0 = 64, 8, 2, 10
-H, LAYERS, VOCAB, POS, INTER = 64, 2, 50, 16, 128
-D, AGG, LAT, CMA, KG, ITERS = 32, 64, 32, 64, 2, 3
-
-
-def official_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """Keys and shapes as the official modules name them (written from the official
-    layout, not from the converter's table)."""
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=g)
-
-    sd: dict[str, torch.Tensor] = {}
-
-    def linear(name: str, i: int, o: int, bias: bool = True) -> None:
-        sd[f"{name}.weight"] = r(o, i)
-        if bias:
-            sd[f"{name}.bias"] = r(o)
-
-    def ln(name: str, d: int) -> None:
-        sd[f"{name}.weight"], sd[f"{name}.bias"] = 1 + 0.1 * r(d), 0.1 * r(d)
-
-    vit = "encoders.img_enc.img_backbone"
-    sd[f"{vit}.cls_token"] = r(1, 1, W)
-    sd[f"{vit}.pos_embed"] = r(1, 1 + GRID0 * GRID0, W)
-    sd[f"{vit}.patch_embed.proj.weight"], sd[f"{vit}.patch_embed.proj.bias"] = (
-        r(W, 3, PATCH, PATCH),
-        r(W),
-    )
-    for b in range(DEPTH):
-        ln(f"{vit}.blocks.{b}.norm1", W)
-        linear(f"{vit}.blocks.{b}.attn.qkv", W, 3 * W)
-        linear(f"{vit}.blocks.{b}.attn.proj", W, W)
-        ln(f"{vit}.blocks.{b}.norm2", W)
-        linear(f"{vit}.blocks.{b}.mlp.fc1", W, 4 * W)
-        linear(f"{vit}.blocks.{b}.mlp.fc2", 4 * W, W)
-    ln(f"{vit}.norm", W)
-    linear(f"{vit}.head", W, 1000)
-    linear("encoders.img_enc.spm_1x1", W, D)
-    linear("encoders.img_enc.residual_fc", W, D)
-    spm = "encoders.img_enc.set_pred_module"
-    ln(f"{spm}.residual_norm", D)
-    linear(f"{spm}.fc", D, 1024)
-    agg = f"{spm}.agg"
-    sd[f"{agg}.queries.slots_mu"] = r(1, KG, D)
-    sd[f"{agg}.queries.slots_log_sigma"] = r(1, KG, D)
-    # ONE set of weights, stored under every iteration index (cache_fn sharing)
-    shared: dict[str, torch.Tensor] = {}
-    for part, d_in in (("0.norm", D), ("0.norm_context", D), ("2.norm", D)):
-        shared[f"{part}.weight"], shared[f"{part}.bias"] = 1 + 0.1 * r(d_in), 0.1 * r(d_in)
-    for x in "qkv":
-        shared[f"0.fn.to_{x}.weight"] = r(AGG, D)
-    shared["0.fn.to_out.0.weight"], shared["0.fn.to_out.0.bias"] = r(D, AGG), r(D)
-    shared["2.fn.net.0.weight"], shared["2.fn.net.0.bias"] = r(4 * D, D), r(4 * D)
-    shared["2.fn.net.3.weight"], shared["2.fn.net.3.bias"] = r(D, 4 * D), r(D)
-    for part in ("4.0.0.norm", "4.0.2.norm"):
-        shared[f"{part}.weight"], shared[f"{part}.bias"] = 1 + 0.1 * r(D), 0.1 * r(D)
-    for x in "qkv":
-        shared[f"4.0.0.fn.to_{x}.weight"] = r(LAT, D)
-    shared["4.0.0.fn.to_out.0.weight"], shared["4.0.0.fn.to_out.0.bias"] = r(D, LAT), r(D)
-    shared["4.0.2.fn.net.0.weight"], shared["4.0.2.fn.net.0.bias"] = r(4 * D, D), r(4 * D)
-    shared["4.0.2.fn.net.3.weight"], shared["4.0.2.fn.net.3.bias"] = r(D, 4 * D), r(D)
-    for i in range(ITERS):
-        for k, v in shared.items():
-            sd[f"{agg}.agg_blocks.{i}.{k}"] = v
-    linear(f"{agg}.last_layer.1", D, D)
-    bert = "encoders.txt_enc.bert"
-    sd[f"{bert}.embeddings.word_embeddings.weight"] = r(VOCAB, H)
-    sd[f"{bert}.embeddings.position_embeddings.weight"] = r(POS, H)
-    sd[f"{bert}.embeddings.token_type_embeddings.weight"] = r(2, H)
-    ln(f"{bert}.embeddings.LayerNorm", H)
-    sd[f"{bert}.embeddings.position_ids"] = torch.arange(POS)[None]
-    for layer in range(LAYERS):
-        p = f"{bert}.encoder.layer.{layer}"
-        for x in ("query", "key", "value"):
-            linear(f"{p}.attention.self.{x}", H, H)
-        linear(f"{p}.attention.output.dense", H, H)
-        ln(f"{p}.attention.output.LayerNorm", H)
-        linear(f"{p}.intermediate.dense", H, INTER)
-        linear(f"{p}.output.dense", INTER, H)
-        ln(f"{p}.output.LayerNorm", H)
-    linear(f"{bert}.pooler.dense", H, H)
-    linear("encoders.txt_enc.linear", H, D)
-    ln("cma.attn.norm", D)
-    ln("cma.attn.norm_context", D)
-    for x in "qkv":
-        sd[f"cma.attn.fn.to_{x}.weight"] = r(CMA, D)
-    linear("cma.attn.fn.to_out.0", CMA, D)
-    ln("cma.ff.norm", D)
-    linear("cma.ff.fn.net.0", D, 4 * D)
-    linear("cma.ff.fn.net.3", 4 * D, D)
-    sd["decoder.pos_emb.row_embed.weight"] = r(50, D // 2)
-    sd["decoder.pos_emb.col_embed.weight"] = r(50, D // 2)
-    linear("decoder.mlp.0", D, D)
-    linear("decoder.mlp.2", D, D)
-    linear("decoder.mlp.4", D, D)
-    linear("decoder.mlp.6", D, W + 1)
-    return sd
 
 
 def save(tmp_path: Path, sd: dict[str, torch.Tensor], name: str = "model_best.pth.tar") -> Path:
@@ -140,8 +53,10 @@ def test_convert_maps_every_official_parameter(tmp_path: Path) -> None:
         "std": [0.5, 0.5, 0.5],
         "interpolation": "bilinear",
     }
-    assert config["text"] == {"style": "bert", "max_length": 40}
-    assert config["inference"] == {"threshold": 0.5, "combine": "product", "slot_init": "mean"}
+    # no cut below the text encoder's position limit (POS), as the official code
+    assert config["text"] == {"style": "bert", "max_length": POS}
+    assert config["inference"] == {"threshold": 0.5, "combine": "product",
+                                   "slot_init": "sample", "num_samples": 1, "seed": 0}
     assert config["source"]["val_iou"] == pytest.approx(0.3476)
     arch = SagConfig.from_dict(config["architecture"])
     assert (arch.num_groups, arch.slots_per_group, arch.iterations) == (KG, 3, ITERS)
@@ -155,6 +70,15 @@ def test_convert_maps_every_official_parameter(tmp_path: Path) -> None:
     )
     assert arch.decoder_pos == "learned" and arch.decoder_layers == 4
     assert arch.vit_ln_eps == 1e-5 and arch.slot_type == "entity"
+    assert arch.slot_attention_eps == 1e-7  # the official renormalisation constant
+    # no args in this file: what was given, derived and assumed is recorded
+    settings = config["source"]["settings"]
+    assert (settings["num_slots"], settings["image_size"]) == ("given", "given")
+    assert settings["slots_per_group"] == "K / Kg"
+    assert set(config["source"]["assumed"]) == {
+        "agg_heads", "interaction_heads", "fusion_heads", "vit_heads", "slot_type",
+        "text_norm", "threshold", "dropout",
+    }
 
     # loads strictly into the model the config describes (the Segmenter's own loader)
     model = build_model("sag", config["architecture"])

@@ -100,7 +100,8 @@ class SagModel(nn.Module):
             )
         self.slot_init = SlotInitializer(config)
         self.aggregation = SlotAttentionBlock(
-            d, config.agg_hidden, config.agg_heads, config.mlp_ratio, config.dropout
+            d, config.agg_hidden, config.agg_heads, config.mlp_ratio, config.dropout,
+            eps=config.slot_attention_eps,
         )
         self.interaction = GroupInteraction(config)
         if config.slot_head:

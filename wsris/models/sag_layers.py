@@ -171,14 +171,25 @@ class SlotAttentionBlock(nn.Module):
 
     Pre-norm on the slots and on the inputs. Logits ``k(x) q(S)^T / sqrt(dh)`` are soft-
     maxed over the SLOT axis (slots compete for pixels, giving ``A^slot``), then each slot's
-    column is l1-normalised over the pixels so that the update is a weighted mean of
-    ``v(x)``; ``S <- S + W_o(update)``, then ``S <- S + MLP(LN(S))``.
+    column is l1-normalised over the pixels, ``A / (sum_n A + eps)``, so that the update is
+    a weighted mean of ``v(x)``; ``S <- S + W_o(update)``, then ``S <- S + MLP(LN(S))``.
+    A slot whose attention mass is small against ``eps`` gets a proportionally smaller
+    update (``eps`` is ``SagConfig.slot_attention_eps``; the official code's is 1e-7).
     """
 
-    def __init__(self, dim: int, hidden: int, heads: int, mlp_ratio: int, dropout: float):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        heads: int,
+        mlp_ratio: int,
+        dropout: float,
+        eps: float = 1e-8,
+    ):
         super().__init__()
         self.heads = heads
         self.head_dim = hidden // heads
+        self.eps = eps  # added to a slot's attention mass before the l1 renormalisation
         self.norm_slots = nn.LayerNorm(dim)
         self.norm_inputs = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, hidden, bias=False)
@@ -205,7 +216,7 @@ class SlotAttentionBlock(nn.Module):
         q = self._split(self.to_q(self.norm_slots(slots)))  # [B, H, K, dh]
         logits = (q @ keys.transpose(-1, -2)).float() * self.head_dim**-0.5  # [B, H, K, N]
         attn = logits.softmax(dim=2)  # over the slots
-        weights = attn / (attn.sum(dim=-1, keepdim=True) + 1e-8)  # l1 over the pixels
+        weights = attn / (attn.sum(dim=-1, keepdim=True) + self.eps)  # l1 over the pixels
         upd = (weights.to(values.dtype) @ values).transpose(1, 2).flatten(2)  # [B, K, Dh]
         return self.update(slots, upd), attn
 

@@ -35,14 +35,16 @@ SPEC = register_method(MethodSpec(
         "mean-init": {"slot_init": "mean"},
         "sample-init": {"slot_init": "sample", "seed": 0, "num_samples": 1},
         "sample3-init": {"slot_init": "sample", "seed": 0, "num_samples": 3},
+        # the official evaluation's behaviour: fresh noise at every call (not reproducible)
+        "fresh-init": {"slot_init": "fresh"},
         # departure: a slot's connected pieces as entities (or not, whatever the model's)
         "pieces": {"slot_split": "pieces"},
         "whole-slots": {"slot_split": "none"},
     },
     variant_help="sag: product | max | avg | min (A^fuse.A^slot, MAX, AVG, MIN), "
-    "mean-init | sample-init | sample3-init (slots from the Gaussian means, one seeded "
-    "draw, three seeded draws averaged), pieces | whole-slots (a slot's connected pieces as "
-    "entities, or the slots themselves)",
+    "mean-init | sample-init | sample3-init | fresh-init (slots from the Gaussian means, "
+    "one seeded draw, three seeded draws averaged, fresh noise per call), pieces | "
+    "whole-slots (a slot's connected pieces as entities, or the slots themselves)",
     objective="wsris.methods.sag.objective:SagObjective",
     converters={"sag": Converter("wsris.methods.sag.convert:convert_sag",
                                  "wsris.methods.sag.convert_cli:sag_command")},

@@ -1,10 +1,12 @@
 """Convert an official Shatter and Gather training output (``model_best.pth.tar``).
 
 The official code (github: kdwonn/SaG) saves ``{"model": state_dict, "iou": ..., "loss":
-...}``. No trained SaG weights were ever published, so this converter is for people who
-train with the official code and want to use the result here. It has been tested on
-synthetic state dicts with the official names and shapes only (see
-``tests/test_convert_sag.py``).
+..., "epoch": ..., "args": argparse.Namespace}`` (:mod:`.checkpoint` reads it with no code
+run). No trained SaG weights were ever published, so this converter is for people who
+train with the official code and want to use the result here. It is tested on files
+written the way the official ``save_ckpt`` writes them, with synthetic weights under the
+official names and shapes (``tests/test_convert_sag.py``); ``docs/fidelity.md`` says how
+the converted model was checked against the official forward pass.
 
 Where the official names come from
 ----------------------------------
@@ -17,20 +19,27 @@ training scripts (``train_eval_*.sh``: ``--agg_pre_norm`` without post-norm,
 slot``, ``--agg_pos_enc sine``, ``--cma_heads 4 --cma_head_dim 256``, the default
 ``--recon_decoder mlp`` with ``--decoder_pos_enc learned`` and no decoder self-attention,
 ``--txt_pooling cls``). They are collected in :data:`KEY_MAP` and :data:`DROPPED`, the one
-place to change if a checkpoint uses another layout. Assumptions beyond those names:
+place to change if a checkpoint uses another layout.
 
-* head counts are not stored in any shape: ViT and BERT use 64-dim heads (ViT-S: 6,
-  BERT-base: 12); aggregation, interaction and fusion use 4 heads (the scripts' values);
-* the total slot count ``K`` is not stored either (only ``Kg``, from ``slots_mu``): it
-  defaults to 36 as in the scripts (``--img_num_embeds 36``; PhraseCut used 60);
+What no shape stores (the slot count ``K`` and grouping, the slot type, the input size,
+the head counts, the text normalisation, the threshold) is read from the checkpoint's
+``args`` (:mod:`.official_args`, which also refuses flags that build another forward
+pass); without ``args`` the official scripts' values are assumed and the converted
+``config.json`` lists them under ``source.assumed``. Beyond that:
+
 * the official ViT is built for 480 px and resizes its 30x30 position grid to the input's
   grid on every forward (bilinear, ``align_corners=False``); the converter does that resize
-  once, for ``image_size`` (default 384, the scripts' ``--crop_size``);
+  once, for ``image_size``;
 * the official ViT's LayerNorms use PyTorch's default eps 1e-5 (timm's use 1e-6): the
-  converted config sets ``vit_ln_eps=1e-5``;
+  converted config sets ``vit_ln_eps=1e-5``; its slot attention adds 1e-7 before the
+  renormalisation over the pixels: ``slot_attention_eps=1e-7``;
+* text is cut only at BERT's position limit (the official code never truncates);
 * ``random`` slots: the official code's noise scale is ``exp(log_sigma)`` for random slots
   but ``exp(log_sigma / 2)`` for entity slots; ours is ``exp(log_sigma / 2)`` for both, so a
-  random-slot checkpoint's ``log_sigma`` is doubled.
+  random-slot checkpoint's ``log_sigma`` is doubled;
+* the initial slots are one seeded draw (``slot_init: sample``, seed 0): ``K`` distinct,
+  reproducible slots. The official evaluation draws fresh noise at every call
+  (``slot_init: fresh`` here); the Gaussian means would give only ``Kg`` distinct slots.
 """
 
 from __future__ import annotations
@@ -48,7 +57,10 @@ import torch.nn.functional as F
 from ...checksums import sha256_file
 from ...errors import InvalidInputError, WeightsMismatchError
 from ...models.sag import SagConfig, SagModel
+from ...models.sag_config import OFFICIAL_SLOT_ATTENTION_EPS
 from ...state_dicts import check_state_dict
+from .checkpoint import read_official_checkpoint
+from .official_args import OfficialSettings, settings_from_args
 
 IMG = r"encoders\.img_enc\."
 VIT = IMG + r"img_backbone\."
@@ -129,32 +141,6 @@ VIT_HEAD_DIM = 64
 BERT_HEAD_DIM = 64
 
 
-def _load_checkpoint(src: Path) -> dict[str, Any]:
-    """``torch.load(weights_only=True)``, allowing the numpy scalars the official code
-    stores as ``iou``."""
-    import numpy as np
-
-    try:
-        return torch.load(src, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as first:  # noqa: BLE001 - retried with numpy scalars allowed
-        core = getattr(np, "_core", None) or np.core
-        allowed: list[Any] = [core.multiarray.scalar, np.dtype]
-        allowed += [
-            getattr(np.dtypes, n)
-            for n in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType")
-            if hasattr(np, "dtypes") and hasattr(np.dtypes, n)
-        ]
-        try:
-            with torch.serialization.safe_globals(allowed):
-                return torch.load(src, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001
-            raise WeightsMismatchError(
-                f"{src}: not a checkpoint readable with torch.load(weights_only=True): {first}"
-            ) from None
-
-
 def _state_dict(ckpt: Any, src: Path) -> dict[str, torch.Tensor]:
     if not isinstance(ckpt, dict) or "model" not in ckpt or not isinstance(ckpt["model"], dict):
         raise WeightsMismatchError(
@@ -232,16 +218,13 @@ def _max_index(state: dict[str, torch.Tensor], pattern: str) -> int:
 def infer_config(
     ours: dict[str, torch.Tensor],
     iterations: int,
-    num_slots: int = 36,
-    image_size: int = 384,
-    slots_per_group: int | None = None,
-    random_slots: bool = False,
-    agg_heads: int = 4,
-    interaction_heads: int = 4,
-    fusion_heads: int = 4,
+    settings: OfficialSettings | None = None,
 ) -> SagConfig:
-    """A :class:`SagConfig` from the shapes of a mapped state dict plus the sizes that no
-    shape stores (head counts, K, image size)."""
+    """A :class:`SagConfig` from the shapes of a mapped state dict plus ``settings``, the
+    sizes that no shape stores (head counts, K, image size, ...). Values ``settings``
+    leaves open are derived here and ``settings.origin`` says how."""
+    settings = settings or OfficialSettings()
+    origin = settings.origin
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in ours:
@@ -252,13 +235,24 @@ def infer_config(
     patch = shape("image_encoder.patch_embed.proj.weight")[-1]
     text_vocab, text_width = shape("text_encoder.embeddings.word_embeddings.weight")
     dim = shape("image_proj.weight")[0]
-    if "slot_init.queries" in ours:
-        slot_type, k = "query", shape("slot_init.queries")[0]
-    else:
-        slot_type, k = ("random" if random_slots else "entity"), num_slots
+    num_slots, slots_per_group = settings.num_slots, settings.slots_per_group
+    stored = "query" if "slot_init.queries" in ours else "entity or random"
+    slot_type = settings.slot_type or ("query" if stored == "query" else "entity")
+    if settings.slot_type is None:
+        origin["slot_type"] = (
+            "the file (it holds slot queries)" if stored == "query"
+            else "assumed (entity; random slots are stored alike)"
+        )
+    if (slot_type == "query") != (stored == "query"):
+        raise WeightsMismatchError(f"{slot_type} slots, but the file holds {stored} slots")
+    k = shape("slot_init.queries")[0] if slot_type == "query" else num_slots
+    if slot_type == "query" and k != num_slots and not origin["num_slots"].startswith("assumed"):
+        raise WeightsMismatchError(f"the file holds {k} slot queries, K is {num_slots}")
     if slot_type == "entity":
         kg = shape("slot_init.mu")[1]
-        ks = num_slots // kg
+        if slots_per_group is None:
+            slots_per_group, origin["slots_per_group"] = num_slots // kg, "K / Kg"
+        ks = slots_per_group
     else:
         if slots_per_group is None:
             raise WeightsMismatchError(
@@ -271,6 +265,9 @@ def infer_config(
         raise WeightsMismatchError(
             f"K={k} slots cannot be split into groups of {ks} over {kg} Gaussian(s)/groups"
         )
+    vit_heads = settings.vit_heads
+    if vit_heads is None:
+        vit_heads, origin["vit_heads"] = max(vit_width // VIT_HEAD_DIM, 1), "assumed (64-dim heads)"
     ff = shape("aggregation.mlp.fc1.weight")[0]
     for other in ("fusion.mlp.fc1.weight", "interaction.layers.0.mlp.fc1.weight"):
         if shape(other)[0] != ff:
@@ -290,13 +287,13 @@ def infer_config(
         )
     learned = "decoder.pos.row_embed.weight" in ours
     cfg = SagConfig(
-        image_size=image_size,
+        image_size=settings.image_size,
         patch_size=patch,
         vit_width=vit_width,
         vit_depth=_max_index(ours, r"image_encoder\.blocks\.(\d+)\."),
-        vit_heads=max(vit_width // VIT_HEAD_DIM, 1),
+        vit_heads=vit_heads,
         vit_mlp_ratio=shape("image_encoder.blocks.0.mlp.fc1.weight")[0] / vit_width,
-        vit_ln_eps=1e-5,
+        vit_ln_eps=1e-5,  # the official ViT's nn.LayerNorm default
         text_vocab_size=text_vocab,
         text_width=text_width,
         text_depth=_max_index(ours, r"text_encoder\.encoder\.layer\.(\d+)\."),
@@ -304,20 +301,23 @@ def infer_config(
         text_intermediate=shape("text_encoder.encoder.layer.0.intermediate.dense.weight")[0],
         text_max_positions=shape("text_encoder.embeddings.position_embeddings.weight")[0],
         text_type_vocab_size=shape("text_encoder.embeddings.token_type_embeddings.weight")[0],
+        text_norm=settings.text_norm,
         dim=dim,
         agg_hidden=shape("aggregation.to_q.weight")[0],
-        agg_heads=agg_heads,
+        agg_heads=settings.agg_heads,
         mlp_ratio=ff // dim,
         interaction_hidden=shape("interaction.layers.0.attn.to_q.weight")[0],
-        interaction_heads=interaction_heads,
+        interaction_heads=settings.interaction_heads,
         interaction_layers=_max_index(ours, r"interaction\.layers\.(\d+)\."),
         num_groups=kg,
         slots_per_group=ks,
         iterations=iterations,
         slot_type=slot_type,
         slot_head="slot_head.proj.weight" in ours,
+        slot_attention_eps=OFFICIAL_SLOT_ATTENTION_EPS,
+        dropout=settings.dropout,
         fusion_hidden=shape("fusion.attn.to_q.weight")[0],
-        fusion_heads=fusion_heads,
+        fusion_heads=settings.fusion_heads,
         decoder_layers=len(dec),
         decoder_hidden=shape("decoder.mlp.0.weight")[0],
         decoder_pos="learned" if learned else "sine",
@@ -326,6 +326,15 @@ def infer_config(
     )
     if ff % dim:
         raise WeightsMismatchError(f"feed-forward width {ff} is not a multiple of D={dim}")
+    differing = [
+        f"{name} {getattr(cfg, name)} (args say {want})"
+        for name, want in settings.expected.items()
+        if getattr(cfg, name) != want
+    ]
+    if differing:
+        raise WeightsMismatchError(
+            "the weights disagree with the checkpoint's args: " + ", ".join(differing)
+        )
     try:
         cfg.validate()
     except ValueError as exc:
@@ -349,8 +358,12 @@ def resize_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1) 
     return torch.cat([tok, x], dim=1)
 
 
-def saved_config(config: SagConfig, source: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``config.json`` of a SaG model folder."""
+def saved_config(
+    config: SagConfig,
+    source: dict[str, Any] | None = None,
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """The ``config.json`` of a converted SaG model folder."""
     out: dict[str, Any] = {
         "method": "sag",
         "architecture": config.to_dict(),
@@ -360,8 +373,21 @@ def saved_config(config: SagConfig, source: dict[str, Any] | None = None) -> dic
             "std": [0.5, 0.5, 0.5],
             "interpolation": "bilinear",
         },
-        "text": {"style": "bert", "max_length": 40},
-        "inference": {"threshold": 0.5, "combine": "product", "slot_init": "mean"},
+        # the official code never truncates: BERT's position limit is the only cut
+        "text": {"style": "bert", "max_length": config.text_max_positions},
+        # one seeded draw: K distinct slots, the same masks on every run and device
+        "inference": {"threshold": threshold, "combine": "product", "slot_init": "sample",
+                      "num_samples": 1, "seed": 0},
+        "card": {
+            "recipe": "Trained with the official Shatter and Gather code (github: "
+            "kdwonn/SaG) and converted with `wsris convert sag`.",
+            "limits": "The initial slots are one draw of the slot noise from a CPU "
+            "generator seeded with 0 (`slot_init: sample`, `seed: 0`): K distinct slots, "
+            "the same masks on every run and device. The official evaluation draws "
+            "fresh noise at every call, so its masks vary from call to call; "
+            "`slot_init=\"fresh\"` does the same here. Other seeds: `seed=N`; "
+            "averaging draws: `num_samples=N`.",
+        },
     }
     if source:
         out["source"] = source
@@ -372,21 +398,24 @@ def convert_sag(
     src: Path,
     out_dir: Path,
     *,
-    num_slots: int = 36,
-    image_size: int = 384,
+    num_slots: int | None = None,
+    image_size: int | None = None,
     slots_per_group: int | None = None,
     random_slots: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Convert an official ``model_best.pth.tar`` into ``out_dir`` (``config.json`` +
-    ``model.safetensors``) and return ``out_dir``.
+    """Convert an official ``model_best.pth.tar`` into ``out_dir`` (``config.json``,
+    ``model.safetensors`` and a model card ``README.md``) and return ``out_dir``.
 
-    ``num_slots`` (K) and ``image_size`` are not stored in the checkpoint: give the values
-    used in training (the official scripts: 36 and 384). ``random_slots`` marks a
-    checkpoint trained with ``--agg_query_type random`` (its single Gaussian looks like
-    entity slots with Kg=1). ``slots_per_group`` (the scripts' ``--cascade_factor``) is
-    needed for ``query`` and ``random`` slots; entity slots take ``K / Kg``. An existing
-    ``model.safetensors`` in ``out_dir`` is replaced only with ``overwrite=True``.
+    The slot count, grouping and type, the input size, the head counts, the text
+    normalisation and the threshold are read from the checkpoint's ``args``. For a file
+    without ``args``, ``num_slots`` (K, ``--img_num_embeds``), ``image_size``
+    (``--crop_size``), ``slots_per_group`` (``--cascade_factor``, needed for ``query`` and
+    ``random`` slots) and ``random_slots`` (``--agg_query_type random``) give what it does
+    not record; what nobody gives is assumed from the official scripts (36 slots, 384 px,
+    4 heads, ...) and listed in ``config.json`` under ``source.assumed``. A given value
+    that contradicts ``args`` is an error. An existing ``model.safetensors`` in
+    ``out_dir`` is replaced only with ``overwrite=True``.
     """
     from safetensors.torch import save_file
 
@@ -397,12 +426,19 @@ def convert_sag(
         raise InvalidInputError(
             f"{out_dir / 'model.safetensors'} exists; pass overwrite=True (--overwrite) to replace"
         )
-    ckpt = _load_checkpoint(src)
+    ckpt = read_official_checkpoint(src)
     state = _state_dict(ckpt, src)
+    given = {
+        "num_slots": num_slots,
+        "image_size": image_size,
+        "slots_per_group": slots_per_group,
+        "slot_type": "random" if random_slots else None,
+    }
+    settings = settings_from_args(ckpt.get("args"), given)
     ours, dropped, iterations = map_official_keys(state)
     if iterations == 0:
         raise WeightsMismatchError(f"{src}: no aggregation blocks (agg_blocks.N.*) found")
-    config = infer_config(ours, iterations, num_slots, image_size, slots_per_group, random_slots)
+    config = infer_config(ours, iterations, settings)
     if config.slot_type == "random":
         ours["slot_init.log_sigma"] = ours["slot_init.log_sigma"] * 2
     ours["image_encoder.pos_embed"] = resize_pos_embed(
@@ -419,12 +455,18 @@ def convert_sag(
         "file": src.name,
         "sha256": sha256_file(src),
         "val_iou": float(iou) if isinstance(iou, (int, float)) or hasattr(iou, "item") else None,
+        "epoch": ckpt.get("epoch") if isinstance(ckpt.get("epoch"), int) else None,
+        "has_args": ckpt.get("args") is not None,
+        "settings": {name: settings.origin[name] for name in sorted(settings.origin)},
+        "assumed": settings.assumed,
         "dropped_keys": dropped,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in ours.items()}
     save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    (out_dir / "config.json").write_text(
-        json.dumps(saved_config(config, source), indent=2) + "\n", encoding="utf-8"
-    )
+    saved = saved_config(config, source, float(settings.threshold))
+    (out_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    from ...model_card import render_model_card
+
+    (out_dir / "README.md").write_text(render_model_card(saved), encoding="utf-8")
     return out_dir

@@ -14,24 +14,27 @@ import click
 @click.option(
     "--num-slots",
     type=click.IntRange(min=1),
-    default=36,
-    show_default=True,
-    help="Total slots K used in training (--img_num_embeds; 60 for PhraseCut).",
+    default=None,
+    help="Total slots K (--img_num_embeds), for a checkpoint without args [assumed: 36].",
 )
 @click.option(
     "--image-size",
     type=click.IntRange(min=16),
-    default=384,
-    show_default=True,
-    help="Input size used in training (--crop_size); the ViT position grid is resized to it.",
+    default=None,
+    help="Input size (--crop_size), for a checkpoint without args [assumed: 384]; the ViT "
+    "position grid is resized to it.",
 )
 @click.option(
     "--slots-per-group",
     type=click.IntRange(min=1),
     default=None,
-    help="--cascade_factor of query/random-slot checkpoints (entity slots: K / Kg).",
+    help="--cascade_factor of query/random-slot checkpoints without args (entity: K / Kg).",
 )
-@click.option("--random-slots", is_flag=True, help="The checkpoint was trained with random slots.")
+@click.option(
+    "--random-slots",
+    is_flag=True,
+    help="A checkpoint without args was trained with random slots.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing model.safetensors.")
 def sag_command(
     model_best: Path,
@@ -44,7 +47,9 @@ def sag_command(
 ) -> None:
     """Convert an official Shatter and Gather ``model_best.pth.tar`` into OUT_DIR.
 
-    Writes config.json and model.safetensors; load the result with
+    What no tensor shape stores is read from the checkpoint's args; the options give it
+    for a checkpoint without args, and a value that contradicts the args is an error.
+    Writes config.json, model.safetensors and README.md; load the result with
     ``wsris.load("OUT_DIR")`` or ``wsris segment --model OUT_DIR ...``.
     """
     from .convert import convert_sag
@@ -65,8 +70,15 @@ def sag_command(
         f"slots: {arch['slot_type']}, {arch['num_groups']} x {arch['slots_per_group']}, "
         f"{arch['iterations']} iterations; input {arch['image_size']} px"
     )
+    read = [f"{k} ({v})" for k, v in source["settings"].items() if not v.startswith("assumed")]
+    click.echo(f"settings read or given: {', '.join(read) or 'none'}")
+    if source["assumed"]:
+        click.echo(
+            "assumed (not in the checkpoint's args; pass the option if they differ): "
+            + ", ".join(source["assumed"])
+        )
     click.echo(f"dropped keys: {', '.join(source['dropped_keys']) or 'none'}")
-    click.echo(f"wrote {out / 'config.json'} and {out / 'model.safetensors'}")
+    click.echo(f"wrote {out / 'config.json'}, {out / 'model.safetensors'} and {out / 'README.md'}")
     from ...model_ref import usage_lines  # light enough, but not needed for --help
 
     for line in usage_lines(out):

@@ -8,9 +8,10 @@ Options (``config.json`` "inference", overridable per call):
 
 * ``combine``: ``product`` (the paper's), ``max``, ``avg`` or ``min`` (Table 4b; see
   :mod:`wsris.blocks.slots`);
-* ``slot_init``: ``mean`` (the Gaussian means, no noise) or ``sample`` (noise from a CPU
-  generator seeded with ``seed``, the maps of ``num_samples`` draws averaged). Both are
-  deterministic; the official code draws fresh noise at every call.
+* ``slot_init``: ``mean`` (the Gaussian means, no noise), ``sample`` (noise from a CPU
+  generator seeded with ``seed``, the maps of ``num_samples`` draws averaged) or ``fresh``
+  (the official code's behaviour: new noise from the global RNG at every call, so the same
+  input can give different masks; never cached). ``mean`` and ``sample`` are deterministic.
 * ``slot_split``: ``none`` (the paper's) or ``pieces`` (a departure; default: the model's
   ``slot_split``): a slot whose hard mask falls apart into 8-connected pieces becomes one
   entity per piece (:meth:`SagModel.split_slots`), and the text is fused with those.
@@ -39,6 +40,8 @@ from ...models.sag import SLOT_INITS, SLOT_SPLITS, SagModel
 from ...pipelines.base import LocalizationOutput
 from ...text import TextBatch
 
+# "fresh": the official evaluation's fresh noise per call (not reproducible)
+INFERENCE_SLOT_INITS = (*SLOT_INITS, "fresh")
 DEFAULT_OPTIONS: dict[str, Any] = {
     "combine": "product",
     "slot_init": "sample",
@@ -52,8 +55,9 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     opts = {**DEFAULT_OPTIONS, **{k: v for k, v in options.items() if v is not None}}
     if opts["combine"] not in COMBINE_MODES:
         raise InvalidInputError(f"combine must be one of {COMBINE_MODES}, got {opts['combine']!r}")
-    if opts["slot_init"] not in SLOT_INITS:
-        raise InvalidInputError(f"slot_init must be one of {SLOT_INITS}, got {opts['slot_init']!r}")
+    if opts["slot_init"] not in INFERENCE_SLOT_INITS:
+        raise InvalidInputError(
+            f"slot_init must be one of {INFERENCE_SLOT_INITS}, got {opts['slot_init']!r}")
     try:
         opts["num_samples"] = int(opts["num_samples"])
         opts["seed"] = int(opts["seed"])
@@ -84,6 +88,8 @@ def _slots(
         raise InvalidInputError(
             "slot_init='mean' is degenerate for random slots (all slots equal): use 'sample'"
         )
+    if opts["slot_init"] == "fresh":  # new noise every call: nothing to reuse
+        return model.encode_slots(pixel_values, "sample", opts["num_samples"], seed=None)[1]
     key = ("slots", opts["slot_init"], opts["num_samples"], opts["seed"])
     if cache is not None and key in cache:
         return cache[key]
