@@ -4,7 +4,7 @@
         [--sizes tiny,paper] [--sections chunk,sag,stages,proposals,eval,profile]
         [--threads N] [--json benchmarks/results/latest.json]
 
-(``wsris bench`` takes the same options.) Sections:
+Sections:
 
 * ``chunk``: Grad-CAM for 1, 4, 16 expressions on one image, wsris vs the upstream way
   (one expression at a time, full-model backward with hooks), interleaved; peak memory;

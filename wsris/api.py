@@ -403,10 +403,3 @@ def load(
     folder = fetch(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     return _from_folder(folder, spec.name, device, dtype, spec=spec)
 
-
-def __getattr__(name: str) -> Any:
-    if name == "METHOD_OPTIONS":  # deprecated alias, see wsris.model_ref
-        from . import model_ref
-
-        return model_ref.METHOD_OPTIONS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
