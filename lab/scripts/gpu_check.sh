@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU path, run on a GPU: one prepared script for a lent CUDA machine (9 minutes).
 #
-#   bash scripts/gpu_check.sh            # on a CUDA machine, from the repository root
-#   bash scripts/gpu_check.sh --dry-run  # anywhere: the same steps on the CPU, small
+#   bash lab/scripts/gpu_check.sh            # on a CUDA machine, from the repository root
+#   bash lab/scripts/gpu_check.sh --dry-run  # anywhere: the same steps on the CPU, small
 #
 # Steps, each under its own time limit (together under 9 minutes):
 #   0. install carried wheels, if any (.whl/*.whl, .gpucarry/wheels/*.whl -> /tmp/site;
@@ -10,21 +10,21 @@
 #      use .gpucarry/minilm-transport.safetensors where all-MiniLM-L6-v2 is missing;
 #   1. the tests marked for CUDA (pytest -m cuda)                      -> gpu-tests.xml
 #   2. CPU vs CUDA heat maps (both bundled models, paper-size random ALBEF) and bf16 /
-#      fp16 autocast vs fp32 (scripts/gpu_check.py)                    -> gpu-compare.json
+#      fp16 autocast vs fp32 (lab/scripts/gpu_check.py)                    -> gpu-compare.json
 #   3. the chunk pipeline at paper size for 1 and 16 expressions against the upstream
 #      procedure on the same GPU (benchmarks.run, section chunk)       -> gpu-chunk.json
 #   4. what ran and how it ended                                       -> gpu-summary.json
 # Before a lent run, here (CPU machine, repository root), gather what the GPU image lacks
 # (Python 3.12 there) and carry .gpucarry with the call:
 #   echo /.gpucarry/ >> .git/info/exclude
-#   python scripts/gpu_carry.py .gpucarry
+#   python lab/scripts/gpu_carry.py .gpucarry
 # Results go to $OUT when set (the lent machine's folder that comes back), else to
 # benchmarks/results/. Copy them to benchmarks/results/gpu-*.json and the README.
 set -uo pipefail
 DRY=0
 if [[ "${1:-}" == "--dry-run" ]]; then DRY=1; elif [[ -n "${1:-}" ]]; then
-  echo "usage: bash scripts/gpu_check.sh [--dry-run]" >&2; exit 2; fi
-cd "$(dirname "$0")/.."
+  echo "usage: bash lab/scripts/gpu_check.sh [--dry-run]" >&2; exit 2; fi
+cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python3}"
 RESULTS="${OUT:-benchmarks/results}"
 mkdir -p "$RESULTS"
@@ -47,8 +47,8 @@ elif (( ${#WHEELS[@]} )); then
 fi
 # sag-shapes reads its frozen text encoder from the all-MiniLM-L6-v2 package; where that is
 # missing (the GPU image) and too big to carry, a float16 transport copy stands in for it
-# on both sides of every comparison (scripts/gpu_carry.py).
-# (the tests and scripts/gpu_check.py use it only where the package is missing)
+# on both sides of every comparison (lab/scripts/gpu_carry.py).
+# (the tests and lab/scripts/gpu_check.py use it only where the package is missing)
 MINILM=.gpucarry/minilm-transport.safetensors
 [[ -f $MINILM ]] && export WSRIS_MINILM_TRANSPORT="$PWD/$MINILM"
 
@@ -73,7 +73,7 @@ step tests "$T_TESTS" "$PY" -m pytest -q -o addopts="" -p no:cacheprovider -m cu
   --junitxml="$RESULTS/gpu-tests.xml" tests/test_cuda.py
 # 2. Heat maps CPU vs CUDA; autocast vs float32.
 DRYFLAG=(); [[ $DRY == 1 ]] && DRYFLAG=(--dry-run)
-step compare "$T_COMPARE" "$PY" scripts/gpu_check.py --json "$RESULTS/gpu-compare.json" \
+step compare "$T_COMPARE" "$PY" lab/scripts/gpu_check.py --json "$RESULTS/gpu-compare.json" \
   "${DRYFLAG[@]}"
 # 3. Paper-size chunk pipeline, 1 and 16 expressions, wsris vs upstream on the same GPU.
 if [[ $DRY == 1 ]]; then

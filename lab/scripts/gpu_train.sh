@@ -3,7 +3,7 @@
 # writes (checkpoints/last.pt, train_log.jsonl, val_log.jsonl) resumes on the CPU with
 # `wsris train RECIPE --output-dir RUN_DIR`. Works for either method (chunk or sag).
 #
-#   scripts/gpu_train.sh RECIPE RUN_DIR [--minutes 9] [--batch 256] [--lr X] [--steps N] [--dry-run]
+#   lab/scripts/gpu_train.sh RECIPE RUN_DIR [--minutes 9] [--batch 256] [--lr X] [--steps N] [--dry-run]
 #
 # Wheels missing on the GPU machine can travel in .whl/ (see the device tool's README);
 # they are installed into /tmp/site first. Shapes-Ref training caches that the recipe names
@@ -11,7 +11,7 @@
 # --dry-run: on any machine (the CPU included) install, check the recipe and print the
 # training command without running it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 usage() { echo "usage: $0 RECIPE RUN_DIR [--minutes M] [--batch B] [--lr X] [--steps N] [--dry-run]" >&2; exit 2; }
 [ $# -ge 2 ] || usage

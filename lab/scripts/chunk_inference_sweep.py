@@ -2,7 +2,7 @@
 reported): Grad-CAM layer, word average with or without [CLS], affinity on or off, map
 smoothing, number of proposals and the proposal rule, all from one pass over the samples.
 
-    python scripts/chunk_inference_sweep.py MODEL [--data shapes:test] [--limit 400]
+    python lab/scripts/chunk_inference_sweep.py MODEL [--data shapes:test] [--limit 400]
 
 Prints mIoU (%) of the proposal mask for every combination, best first, and the share of
 samples whose map ranks the target first among the scene's objects ("pick").

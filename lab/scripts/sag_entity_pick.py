@@ -1,6 +1,6 @@
 """Where a SaG model's localisation is lost: picking the entity, or the entities' shapes.
 
-    python scripts/sag_entity_pick.py MODEL [--limit 300] [--split val]
+    python lab/scripts/sag_entity_pick.py MODEL [--limit 300] [--split val]
 
 For the first N Shapes-Ref expressions of a split: each entity's hard mask (the tokens it
 wins in ``A^slot``) is scored against the target mask on the token grid. Printed per kind:

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Everything one lent GPU lease is for, in one call of at most about 9 minutes:
 #   1. render the Shapes-Ref training cache on the machine's cores;
-#   2. train a chunk recipe on the GPU at a larger batch (scripts/gpu_train.sh), while
+#   2. train a chunk recipe on the GPU at a larger batch (lab/scripts/gpu_train.sh), while
 #   3. the CUDA tests and the CPU-vs-CUDA / autocast comparisons run beside it
-#      (scripts/gpu_check.sh, steps tests and compare: no timings);
+#      (lab/scripts/gpu_check.sh, steps tests and compare: no timings);
 #   4. once training has stopped, the paper-size GPU timings alone on the GPU (step bench);
 #   5. the run exported (model-stepN) and everything packed for the trip back.
 #
-#   python scripts/gpu_carry.py .gpucarry --chunk-init RUN/model-stepN   # here, first
-#   bash scripts/gpu_session.sh [--recipe R] [--minutes 3.5] [--batch 128] [--lr 4e-4]
+#   python lab/scripts/gpu_carry.py .gpucarry --chunk-init RUN/model-stepN   # here, first
+#   bash lab/scripts/gpu_session.sh [--recipe R] [--minutes 3.5] [--batch 128] [--lr 4e-4]
 #                               [--steps 4000] [--dry-run]
 #
 # What comes back ($OUT: the lent machine's folder that the device tool returns, at most 8
@@ -20,7 +20,7 @@
 #                                                       # where .gpucarry/chunk-init is)
 # --dry-run: on a CPU, the same steps with each script's dry run, and the packing.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 RECIPE_IN=configs/chunk_shapes_stage2.yaml; MINUTES=3.5; BATCH=128; LR=4e-4; STEPS=4000; DRY=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -41,7 +41,7 @@ WORK=$(mktemp -d); RESULTS=$WORK/results; RUN=$WORK/run; mkdir -p "$RESULTS"
 exec > >(tee "$OUT/session.log") 2>&1
 PY=${PYTHON:-python3}
 [ -d .gpucarry/chunk-init ] || [ $DRY = 1 ] || {
-  echo "no .gpucarry/chunk-init: run scripts/gpu_carry.py first" >&2; exit 2; }
+  echo "no .gpucarry/chunk-init: run lab/scripts/gpu_carry.py first" >&2; exit 2; }
 if [ $DRY = 0 ]; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .gpucarry/wheels/*.whl || exit 1
@@ -72,12 +72,12 @@ if [ $DRY = 0 ]; then
   "$PY" -m wsris.cli data cache shapes:train "$CACHE" --n 50000 --workers 14 --no-progress
   echo "== cache: $((SECONDS - T0)) s"
 fi
-bash scripts/gpu_train.sh "$RECIPE" "$RUN" --minutes "$MINUTES" --batch "$BATCH" \
+bash lab/scripts/gpu_train.sh "$RECIPE" "$RUN" --minutes "$MINUTES" --batch "$BATCH" \
   --lr "$LR" --steps "$STEPS" "${DRYFLAG[@]}" > "$RESULTS/train.log" 2>&1 &
 TRAIN=$!
 # not timed, so they may share the GPU with the training run
 OUT=$RESULTS GPU_CHECK_STEPS="tests compare" GPU_CHECK_SUMMARY_SUFFIX=-checks \
-  bash scripts/gpu_check.sh "${DRYFLAG[@]}"
+  bash lab/scripts/gpu_check.sh "${DRYFLAG[@]}"
 echo "== checks done at $((SECONDS - T0)) s; waiting for training"
 wait $TRAIN; echo "== training rc=$? at $((SECONDS - T0)) s"
 tail -c 3000 "$RESULTS/train.log" | tr '\r' '\n' | grep -v "it/s\|s/it" | tail -15
@@ -85,7 +85,7 @@ if [ -f "$RUN/checkpoints/last.pt" ]; then  # a time-limited stop leaves no mode
   "$PY" -m wsris.cli train "$RECIPE" --output-dir "$RUN" --export-only --device cpu
 fi
 OUT=$RESULTS GPU_CHECK_STEPS="bench" GPU_CHECK_T_BENCH=${GPU_CHECK_T_BENCH:-200} \
-  bash scripts/gpu_check.sh "${DRYFLAG[@]}"
+  bash lab/scripts/gpu_check.sh "${DRYFLAG[@]}"
 echo "== bench done at $((SECONDS - T0)) s"
 rm -f "$RUN"/checkpoints/step*.pt  # kept checkpoints would not fit the way back
 # one archive in pieces of 15 MiB: the device tool returns files of at most 16 MiB

@@ -1,7 +1,7 @@
 """Which image features group Shapes-Ref objects? k-means over fixed features, scored like
-slot binding (best-slot IoU per object, as scripts/slot_binding.py).
+slot binding (best-slot IoU per object, as lab/scripts/slot_binding.py).
 
-    python scripts/kmeans_binding.py [--scenes 100]
+    python lab/scripts/kmeans_binding.py [--scenes 100]
 
 Features: the frozen ImageNet EfficientNet-Lite0 stem at stride 8 (what `sag_v2` slots
 attend over) and stride 4, and plain patch colours at stride 8 and 4; each clustered with

@@ -1,7 +1,7 @@
 """``wsris train`` on a machine without the all-MiniLM-L6-v2 package (the GPU image),
-reading MiniLM from a float32 transport file instead (``scripts/gpu_carry.py --sag``).
+reading MiniLM from a float32 transport file instead (``lab/scripts/gpu_carry.py --sag``).
 
-    python scripts/train_minilm_transport.py TRANSPORT -- RECIPE --output-dir RUN [...]
+    python lab/scripts/train_minilm_transport.py TRANSPORT -- RECIPE --output-dir RUN [...]
 
 The transport file holds the package's weights exactly for every token Shapes-Ref text
 can produce (the other embedding rows are zero), so a frozen MiniLM computes the same
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+REPO = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(REPO), str(REPO / "lab" / "scripts")]
 
 
 def main(argv: list[str]) -> int:

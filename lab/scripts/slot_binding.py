@@ -1,6 +1,6 @@
 """Slot binding of a SaG training run: best-slot IoU per ground-truth object on val.
 
-    python scripts/slot_binding.py RECIPE.yaml [--scenes 100] [--checkpoint PATH | --model M]
+    python lab/scripts/slot_binding.py RECIPE.yaml [--scenes 100] [--checkpoint PATH | --model M]
                                   [--iterations T]
 
 Loads OUTPUT/checkpoints/last.pt (or --checkpoint, or the weights of a model folder or
