@@ -344,7 +344,7 @@ def format_tables(report: dict[str, Any]) -> str:
                      f"{omp['load_average']}): {cases}")
     if report.get("targets"):
         lines.append("")
-        lines.append("targets (issue 8, point 3):")
+        lines.append("targets:")
         for t in report["targets"]:
             lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']} ({t['size']}): "
                          f"{t['value']:.3g}")
