@@ -33,7 +33,7 @@ demo: $(STAMP)
 
 # everything: lint, every test, the notebooks
 test: $(STAMP)
-	$(BIN)/ruff check wsris tests benchmarks scripts notebooks
+	$(BIN)/ruff check wsris tests benchmarks scripts notebooks lab
 	$(BIN)/pytest
 
 # the edit-test loop (under a minute): no slow tests, no notebooks
@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -o addopts="" -q -m "not slow" -p no:cacheprovider tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check wsris tests benchmarks scripts notebooks
+	$(BIN)/ruff check wsris tests benchmarks scripts notebooks lab
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -4,7 +4,7 @@
         [--sizes tiny,paper] [--sections chunk,sag,stages,proposals,eval,profile]
         [--threads N] [--json benchmarks/results/latest.json]
 
-(``wsris bench`` takes the same options.) Sections:
+Sections:
 
 * ``chunk``: Grad-CAM for 1, 4, 16 expressions on one image, wsris vs the upstream way
   (one expression at a time, full-model backward with hooks), interleaved; peak memory;
@@ -344,7 +344,7 @@ def format_tables(report: dict[str, Any]) -> str:
                      f"{omp['load_average']}): {cases}")
     if report.get("targets"):
         lines.append("")
-        lines.append("targets (issue 8, point 3):")
+        lines.append("targets:")
         for t in report["targets"]:
             lines.append(f"  [{'met' if t['met'] else 'MISSED'}] {t['target']} ({t['size']}): "
                          f"{t['value']:.3g}")

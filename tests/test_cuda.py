@@ -1,4 +1,4 @@
-"""The CUDA path. These run where a GPU is (``scripts/gpu_check.sh``) and skip elsewhere."""
+"""The CUDA path. These run where a GPU is (``lab/scripts/gpu_check.sh``) and skip elsewhere."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ TEXTS = ["the red square", "blue rectangle on the right"]
 
 @pytest.fixture(autouse=True, scope="module")
 def _minilm_where_the_package_is_missing():
-    """On a GPU machine without the all-MiniLM-L6-v2 package, ``scripts/gpu_check.sh``
-    names its float16 transport copy in WSRIS_MINILM_TRANSPORT (see scripts/gpu_carry.py)."""
-    from scripts.gpu_carry import use_minilm_transport_if_missing
+    """On a GPU machine without the all-MiniLM-L6-v2 package, ``lab/scripts/gpu_check.sh``
+    names its float16 transport copy in WSRIS_MINILM_TRANSPORT (see lab/scripts/gpu_carry.py)."""
+    from lab.scripts.gpu_carry import use_minilm_transport_if_missing
 
     use_minilm_transport_if_missing()
 

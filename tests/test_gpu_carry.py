@@ -1,4 +1,4 @@
-"""``scripts/gpu_carry.py``: the float16 MiniLM transport copy the GPU checks read."""
+"""``lab/scripts/gpu_carry.py``: the float16 MiniLM transport copy the GPU checks read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import wsris
-from scripts.gpu_carry import (
+from lab.scripts.gpu_carry import (
     EMBEDDING_KEY,
     read_minilm_transport,
     shapes_token_ids,

@@ -1,4 +1,4 @@
-"""``scripts/gpu_check.sh --dry-run``: the GPU check's steps, run on the CPU."""
+"""``lab/scripts/gpu_check.sh --dry-run``: the GPU check's steps, run on the CPU."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_dry_run_writes_every_result(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "gpu_check.sh"), "--dry-run"], cwd=REPO, env=env,
+        ["bash", str(REPO / "lab" / "scripts" / "gpu_check.sh"), "--dry-run"], cwd=REPO, env=env,
         capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -39,6 +39,6 @@ def test_dry_run_writes_every_result(tmp_path):
 
 
 def test_refuses_unknown_arguments():
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--bogus"],
+    proc = subprocess.run(["bash", str(REPO / "lab" / "scripts" / "gpu_check.sh"), "--bogus"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "usage" in proc.stderr

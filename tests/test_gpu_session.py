@@ -1,4 +1,4 @@
-"""``scripts/gpu_session.sh --dry-run``: one lease's steps on the CPU, and the packing of
+"""``lab/scripts/gpu_session.sh --dry-run``: one lease's steps on the CPU, and the packing of
 what comes back into pieces that the device tool can return."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def unpack_session(out: Path, target: Path) -> set[str]:
 def test_dry_run_packs_every_result_in_small_pieces(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_session.sh"), "--dry-run"],
+    proc = subprocess.run(["bash", str(REPO / "lab" / "scripts" / "gpu_session.sh"), "--dry-run"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     names = unpack_session(out, tmp_path / "unpacked")
@@ -49,7 +49,7 @@ def test_dry_run_packs_every_result_in_small_pieces(tmp_path):
 
 
 def test_refuses_unknown_arguments():
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_session.sh"), "--bogus"],
+    proc = subprocess.run(["bash", str(REPO / "lab" / "scripts" / "gpu_session.sh"), "--bogus"],
                           cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "OUT": "/tmp/wsris-gpu-session-unused"})
     assert proc.returncode == 2 and "usage" in proc.stderr

@@ -1,4 +1,4 @@
-"""scripts/gpu_train.sh: its dry run checks the recipe and names the CUDA command."""
+"""lab/scripts/gpu_train.sh: its dry run checks the recipe and names the CUDA command."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHON": sys.executable}
-    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_train.sh"), *args], cwd=ROOT,
+    return subprocess.run(["bash", str(ROOT / "lab" / "scripts" / "gpu_train.sh"), *args], cwd=ROOT,
                           capture_output=True, text=True, env=env, timeout=300)
 
 

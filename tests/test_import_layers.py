@@ -17,23 +17,20 @@ ROOT = Path(__file__).resolve().parents[1] / "wsris"
 
 # Bottom first: a module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("wsris._compat", "wsris._version", "wsris._thread_policy",
+    ("foundations", ("wsris._version", "wsris._thread_policy",
                      "wsris.errors", "wsris.device", "wsris.checksums", "wsris.state_dicts",
                      "wsris.pretrained", "wsris.strict")),
     ("building blocks", ("wsris.models", "wsris.data", "wsris.images", "wsris.text",
                          "wsris.result", "wsris.blocks", "wsris.pipelines")),
     ("registries", ("wsris.methods", "wsris.registry", "wsris.hub", "wsris.model_ref")),
-    ("api", ("wsris", "wsris.api", "wsris.model_card", "wsris.export", "wsris.convert",
-             "wsris.losses", "wsris.variants")),
+    ("api", ("wsris", "wsris.api", "wsris.model_card", "wsris.export")),
     ("evaluation", ("wsris.evaluation",)),
     ("training", ("wsris.training",)),
     ("method implementations", ()),  # wsris.methods.NAME.MODULE, see layer_of
     ("command line", ("wsris.cli",)),
 ]
 # Edges allowed against the layers, each with its reason.
-ALLOWED = {
-    ("wsris.models", "wsris.methods"): "deprecated alias models.build_model (until 0.2)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 METHOD_IMPL = re.compile(r"^wsris\.methods\.([A-Za-z_]\w*)\.\w+")
 
 

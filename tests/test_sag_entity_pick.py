@@ -1,4 +1,4 @@
-"""scripts/sag_entity_pick.py: where a picked entity lands, on a hand-built scene."""
+"""lab/scripts/sag_entity_pick.py: where a picked entity lands, on a hand-built scene."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from scripts.sag_entity_pick import _landing
+from lab.scripts.sag_entity_pick import _landing
 from wsris.data.shapes_grammar import ShapeObject
 
 

@@ -315,14 +315,16 @@ class Segmenter:
         model_card: str | None = None,
         weights_dtype: str = "float32",
     ) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``.
+        """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``
+        (absolute paths of this machine in the card are cut, see
+        :func:`wsris.model_card.without_local_paths`).
 
         ``weights_dtype="float16"`` halves the file (what the bundled models use); loading
         casts the weights back to the model's float32.
         """
         from safetensors.torch import save_file
 
-        from .model_card import render_model_card
+        from .model_card import render_model_card, without_local_paths
 
         dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
         if weights_dtype not in dtypes:
@@ -332,6 +334,8 @@ class Segmenter:
         config = copy.deepcopy(self.config)
         config["wsris_version"] = __version__
         config.setdefault("name", self.name)
+        if "card" in config:
+            config["card"] = without_local_paths(config["card"])
         (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         state = {
             k: v.detach().to("cpu", dtypes[weights_dtype] if v.is_floating_point() else v.dtype)
@@ -341,6 +345,7 @@ class Segmenter:
         }
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
         card = model_card if model_card is not None else render_model_card(config, self.spec)
+        card = without_local_paths(card)
         (folder / "README.md").write_text(card, encoding="utf-8")
         return folder
 
@@ -403,10 +408,3 @@ def load(
     folder = fetch(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     return _from_folder(folder, spec.name, device, dtype, spec=spec)
 
-
-def __getattr__(name: str) -> Any:
-    if name == "METHOD_OPTIONS":  # deprecated alias, see wsris.model_ref
-        from . import model_ref
-
-        return model_ref.METHOD_OPTIONS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,6 +30,28 @@ _DATASETS = {
 _DATASETS["shapes-ref"] = _DATASETS["shapes"]
 _DATASETS["g-ref"] = _DATASETS["refcocog"]
 _SPEC = re.compile(r"^\s*([A-Za-z0-9+_-]+)(?::[^@\s,]*)?")
+# an absolute path in a recipe or a card (not a URL, not ~/..., not part of a relative path)
+_PATH_PART = r"[^\s/\"'`,;()\[\]{}<>|]+"
+_ABSOLUTE_PATH = re.compile(rf"(?<![\w~.:/])/(?:{_PATH_PART}/)+{_PATH_PART}")
+
+
+def _shorten(match: re.Match[str]) -> str:
+    parts = match.group(0).strip("/").split("/")
+    return match.group(0) if len(parts) <= 2 else ".../" + "/".join(parts[-2:])
+
+
+def without_local_paths(value: Any) -> Any:
+    """``value`` (a string, or lists and dicts of them) with every absolute path of more
+    than two parts cut to its last two: ``/srv/runs/chunk/model-step7000`` becomes
+    ``.../chunk/model-step7000``. A model card travels; the folders of the machine it was
+    trained on mean nothing elsewhere. ``~/...`` paths and URLs stay as they are."""
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(_shorten, value)
+    if isinstance(value, list):
+        return [without_local_paths(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_local_paths(v) for k, v in value.items()}
+    return value
 
 
 def hub_license(license_name: str | None) -> str:

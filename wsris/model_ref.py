@@ -15,19 +15,9 @@ from typing import Any
 
 from .errors import ManifestError, UnknownModelError
 from .hub import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME
-from .methods import get_method, is_method, method_names
+from .methods import is_method, method_names
 from .registry import get_spec, load_manifest, validate_config
 from .text import Tokenizer
-
-
-def __getattr__(name: str) -> Any:
-    if name == "METHOD_OPTIONS":  # deprecated: each MethodSpec lists its options
-        import warnings
-
-        warnings.warn("METHOD_OPTIONS: use wsris.methods.get_method(m).options",
-                      DeprecationWarning, stacklevel=2)
-        return {m: set(get_method(m).options) for m in method_names()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_config(folder: Path, what: str) -> dict[str, Any]:

@@ -70,7 +70,6 @@ def main() -> None:
 
 
 def _register() -> None:
-    from .bench import bench_command
     from .convert import convert_group
     from .data import data_group
     from .eval import eval_command
@@ -84,7 +83,6 @@ def _register() -> None:
     main.add_command(train_command)
     main.add_command(convert_group)
     main.add_command(data_group)
-    main.add_command(bench_command)
     main.add_command(export_command)
     main.add_command(models_command)
     main.add_command(download_command)

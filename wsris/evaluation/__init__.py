@@ -22,9 +22,6 @@ gathered and summed in sample order, so the figures equal the single-process run
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 from .loop import ON_ERROR, evaluate, load_dataset, run, variant_options
 from .metrics import (
     BASELINES,
@@ -57,18 +54,3 @@ __all__ = [
     "sample_ref",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # deprecated aliases (removed in wsris 0.2): the command-line entry point moved to
-    # wsris.evaluation.__main__, the variant tables to the method registry
-    if name == "main":
-        import importlib
-
-        warnings.warn("wsris.evaluation.main moved to wsris.evaluation.__main__.main",
-                      DeprecationWarning, stacklevel=2)
-        return importlib.import_module(f"{__name__}.__main__").main
-    if name == "METHOD_VARIANTS":
-        from .. import variants
-
-        return variants.METHOD_VARIANTS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,9 +4,6 @@ Each method names one pipeline module in its :class:`~wsris.methods.MethodSpec` 
 ``wsris.methods.chunk.pipeline``) with ``localize`` and ``encode`` functions of the
 signatures given by :class:`Localize` and :class:`Encode`. ``api.Segmenter`` owns files,
 devices, preprocessing and resizing; a pipeline only turns tensors into maps.
-
-``wsris.methods.chunk.pipeline`` and ``wsris.methods.sag.pipeline`` are deprecated aliases of the
-methods' pipeline modules.
 """
 
 from __future__ import annotations

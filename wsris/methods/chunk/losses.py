@@ -30,7 +30,7 @@ Normalisations (the paper leaves them open; see ``docs/chunk_losses.md``):
   sums of Eq. 6 are divided by ``h * w`` so a pair's loss lies in [-1, 1] whatever the
   grid; ``pixel_reduction="sum"`` keeps Eq. 6's plain sums. Both reward growing ``r*``:
   every location added to it lowers the loss. ``pixel_reduction="region"`` (a departure,
-  see ``docs/training_notes.md``) averages each term over its own region instead,
+  see ``lab/training_notes.md``) averages each term over its own region instead,
   ``-mean_{r*} M~ + mean_{R minus r*} M~``, so ``r*`` is raised without being widened.
 """
 

@@ -1,5 +1,0 @@
-"""Deprecated alias of :mod:`wsris.blocks.slots`; see CHANGELOG.md."""
-
-from wsris._compat import moved
-
-moved(__name__, "wsris.blocks.slots")
