@@ -110,7 +110,7 @@ def bpe(word: str) -> tuple[str, ...]:
     _, ranks, _ = _tables()
     parts = [*word[:-1], word[-1] + "</w>"]
     while len(parts) > 1:
-        pairs = {(a, b) for a, b in zip(parts, parts[1:])}
+        pairs = {(a, b) for a, b in zip(parts, parts[1:], strict=False)}
         best = min(pairs, key=lambda p: ranks.get(p, len(ranks)))
         if best not in ranks:
             break
