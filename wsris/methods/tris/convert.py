@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,11 @@ def read_checkpoint(src: Path) -> Mapping[str, Any]:
     try:
         obj = torch.load(src, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"an object of type {found.group(1)}" if found else f"something it refuses ({exc})"
         raise WeightsMismatchError(
             f"{src} cannot be read with torch.load(weights_only=True), which runs no code "
-            f"from the file: {exc}. TRIS's training script falls back to pickling its "
+            f"from the file: it holds {what}. TRIS's training script falls back to pickling its "
             "learning-rate scheduler object when it has no state_dict; if that is what the "
             "file holds, extract the weights where you trust the file: "
             "torch.save(torch.load(FILE, weights_only=False)['model'], 'plain.pth'), then "
