@@ -9,7 +9,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from tris_layout import RN50, TINY, ref_mask, ref_stage1, ref_stage2, save_official, stage1_shapes, stage2_shapes
+from tris_layout import (
+    RN50,
+    TINY,
+    ref_mask,
+    ref_stage1,
+    ref_stage2,
+    save_official,
+    stage1_shapes,
+    stage2_shapes,
+)
 
 import wsris
 from wsris.errors import WeightsMismatchError
@@ -49,6 +58,8 @@ def test_official_layout_converts_strictly(converted, stage):
     assert arch["stage"] == stage and arch["vision_width"] == 8 and arch["text_width"] == 64
     assert arch["vision_layers"] == [1, 1, 1, 1] and arch["text_heads"] == 1
     assert config["text"] == {"style": "clip", "max_length": 20}
+    card = (folder / "README.md").read_text()
+    assert "What was checked without these weights" in card and "Not checked" in card
     # every kept tensor arrives unchanged
     from safetensors.torch import load_file
 

@@ -115,9 +115,10 @@ def stage1_shapes(d: Dims, bilateral: bool = True) -> dict[str, tuple[int, ...]]
             s[f"attn_fusion.v_proj{i}.1.bias"] = (h,)
             s[f"attn_fusion.t_proj{i}.0.weight"] = (h, h)
             s[f"attn_fusion.t_proj{i}.0.bias"] = (h,)
-        s.update({"attn_fusion.v_output.0.weight": (h, h, 1, 1), "attn_fusion.v_output.0.bias": (h,),
-                  "attn_fusion.v_output.1.weight": (h,), "attn_fusion.v_output.1.bias": (h,),
-                  "attn_fusion.t_output.0.weight": (h, h), "attn_fusion.t_output.0.bias": (h,)})
+        a = "attn_fusion"
+        s.update({f"{a}.v_output.0.weight": (h, h, 1, 1), f"{a}.v_output.0.bias": (h,),
+                  f"{a}.v_output.1.weight": (h,), f"{a}.v_output.1.bias": (h,),
+                  f"{a}.t_output.0.weight": (h, h), f"{a}.t_output.0.bias": (h,)})
     return s
 
 
@@ -164,8 +165,8 @@ def random_state(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str,
         elif len(shape) >= 2:
             fan_in = math.prod(shape[1:])
             out[key] = torch.randn(shape, generator=g) / math.sqrt(fan_in)
-        elif key.endswith(("bn.weight", "ln_1.weight", "ln_2.weight", "ln_final.weight",
-                           ".1.weight", "ins_q.weight", "ins_w.weight")) or ".bn" in key and key.endswith("weight"):
+        elif len(shape) == 1 and key.endswith("weight") and "relu" not in key:
+            # norm scales (BatchNorm, LayerNorm, InstanceNorm): near one
             out[key] = 1 + 0.1 * torch.randn(shape, generator=g)
         else:
             out[key] = 0.1 * torch.randn(shape, generator=g)
@@ -259,7 +260,8 @@ def ref_stage1(sd: dict, d: Dims, img: torch.Tensor, ids: torch.Tensor) -> torch
             return F.relu(_inorm(sd, f"{a}.v_proj{i}.1", y))
 
         def tp(i):
-            return F.relu(F.linear(lan_in, sd[f"{a}.t_proj{i}.0.weight"], sd[f"{a}.t_proj{i}.0.bias"]))
+            y = F.linear(lan_in, sd[f"{a}.t_proj{i}.0.weight"], sd[f"{a}.t_proj{i}.0.bias"])
+            return F.relu(y)
 
         qv, kv, vv = vp(1), vp(2), vp(3)
         qt, kt, vt = tp(1), tp(2), tp(3)

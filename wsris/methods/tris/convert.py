@@ -188,6 +188,10 @@ def convert_tris(src: Path | str, out_dir: Path | str, image_size: int = 320,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(weights), metadata={"format": "pt"})
+    folder_config = model_config(config, source)
     (out_dir / "config.json").write_text(
-        json.dumps(model_config(config, source), indent=2) + "\n", encoding="utf-8")
+        json.dumps(folder_config, indent=2) + "\n", encoding="utf-8")
+    from ...model_card import render_model_card
+
+    (out_dir / "README.md").write_text(render_model_card(folder_config), encoding="utf-8")
     return out_dir

@@ -30,6 +30,21 @@ MASK_EPS = 1e-9
 MASK_RULES = ("official", "threshold")
 
 
+CARD_RECIPE = (
+    "Trained by TRIS's authors (stage {stage}); released as a GitHub asset of "
+    "fawnliu/storage and converted by `wsris convert tris` (config.json `source` holds the "
+    "file's sha256; no checksum is published upstream)."
+)
+CARD_CHECKED = (
+    "Research use; weakly supervised masks are coarse. What was checked without these "
+    "weights: the official layout of every tensor (key and shape) fills this model exactly, "
+    "and at identical random weights the maps and masks equal those of the official code "
+    "(on the CPU, during development) and of a reference written from its definitions (in "
+    "the tests). Not checked: the released file itself and the paper's figures; run "
+    "`wsris eval` on REFER data to compare. See docs/tris.md for the departures and quirks."
+)
+
+
 def to_original_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``[T, 1, h, w]`` -> ``[T, H, W]``, bilinear with ``align_corners=True`` as TRIS."""
     return F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=True)[:, 0]
@@ -51,5 +66,6 @@ def model_config(config: TrisConfig, source: dict[str, Any] | None = None) -> di
         "text": {"style": "clip", "max_length": config.text_length},
         # threshold: used only with mask_rule "threshold" (on the min-max normalised map)
         "inference": {"threshold": 0.5, "mask_rule": "official"},
+        "card": {"recipe": CARD_RECIPE.format(stage=config.stage), "limits": CARD_CHECKED},
         "source": source or {},
     }
