@@ -196,3 +196,15 @@ def test_eval_on_refer_data(tris_folder, refer_root, tmp_path):  # noqa: F811
     assert model["PointM"] == pytest.approx(
         np.mean([r["model"]["point_mask"] for r in report["samples"]]))
     assert model["PointB"] >= model["PointM"]  # the box holds the mask
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(tris_folder):
+    rgb = photo()
+    cpu = wsris.load(tris_folder, device="cpu").segment(rgb, ["the dog", "man on the right"])
+    gpu_seg = wsris.load(tris_folder, device="cuda")
+    gpu = gpu_seg.segment(gpu_seg.encode(rgb), ["the dog", "man on the right"])
+    for a, b in zip(cpu, gpu, strict=True):
+        assert np.abs(a.stages["map"].numpy() - b.stages["map"].numpy()).max() < 1e-3
+        assert (a.mask != b.mask).mean() < 0.01
