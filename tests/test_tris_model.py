@@ -176,7 +176,7 @@ def test_convert_cli(tmp_path):
     assert again.exit_code != 0 and "--overwrite" in again.output
 
 
-@pytest.mark.slow  # the full CLIP RN50 at 320 px, twice: about 20 s on one core
+@pytest.mark.slow  # the full CLIP RN50 at 320 px: about 10 s per stage on one core
 @pytest.mark.parametrize("stage", [1, 2])
 def test_full_size_maps_equal_the_reference(tmp_path, stage):
     shapes = stage1_shapes(RN50) if stage == 1 else stage2_shapes(RN50)
