@@ -42,6 +42,12 @@ def read_config(folder: Path, what: str) -> dict[str, Any]:
 
 def text_tokenizer(config: dict[str, Any]) -> Tokenizer:
     """The tokenizer of a model config, capped at its text encoder's position limit."""
+    from .methods import get_method, load_object
+
+    method = config.get("method")
+    factory = get_method(method).tokenizer if isinstance(method, str) else None
+    if factory is not None:  # a method with its own vocabulary (TRIS: CLIP's BPE)
+        return load_object(factory)(config["text"])
     arch = config.get("architecture", {})
     limit = arch.get("max_positions", arch.get("text_max_positions"))
     return Tokenizer.from_config(config["text"], encoder_limit=limit)

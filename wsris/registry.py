@@ -20,6 +20,7 @@ from .errors import ManifestError, UnknownModelError
 from .methods import converter_names, is_method, method_names
 
 SOURCE_KINDS = ("bundled", "hf", "url")
+TEXT_STYLES = ("albef", "bert", "clip")  # clip: CLIP's BPE (TRIS's own tokenizer)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -98,8 +99,8 @@ def validate_config(config: Any, entry: str, where: str = "config.") -> dict[str
         if key == "std" and any(v <= 0 for v in values):
             raise _fail(entry, f"{where}preprocessing.std", "must be > 0")
     text = _get(config, "text", dict, entry, where)
-    if text.get("style", "bert") not in ("albef", "bert"):
-        raise _fail(entry, f"{where}text.style", "expected 'albef' or 'bert'")
+    if text.get("style", "bert") not in TEXT_STYLES:
+        raise _fail(entry, f"{where}text.style", f"expected one of {TEXT_STYLES}")
     inference = _get(config, "inference", dict, entry, where)
     threshold = _get(inference, "threshold", (int, float), entry, f"{where}inference.")
     if not 0.0 <= threshold <= 1.0:

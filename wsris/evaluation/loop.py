@@ -12,7 +12,16 @@ import numpy as np
 
 from ..data.base import ReferringDataset, RefSample
 from ..errors import InvalidInputError, WsrisError
-from .metrics import BASELINES, MaskStats, baseline_masks, mask_stats, summarize
+from .metrics import (
+    BASELINES,
+    MaskStats,
+    PointingHit,
+    baseline_masks,
+    mask_stats,
+    pointing,
+    summarize,
+    summarize_pointing,
+)
 from .report import EvalReport, _describe, sample_ref
 
 
@@ -72,7 +81,8 @@ def _groups(dataset: ReferringDataset, n: int) -> list[tuple[int, int]]:
     return out
 
 
-def _record(index: int, sample: RefSample, systems: dict[str, MaskStats]) -> dict[str, Any]:
+def _record(index: int, sample: RefSample, systems: dict[str, MaskStats],
+            hit: PointingHit | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "index": index, "id": sample.sample_id, "image_id": sample.image_id,
         "text": sample.text, "kind": sample.kind, "gt_area": int(np.count_nonzero(sample.mask)),
@@ -80,6 +90,8 @@ def _record(index: int, sample: RefSample, systems: dict[str, MaskStats]) -> dic
     for name, s in systems.items():
         rec[name] = {"iou": s.iou, "intersection": s.intersection, "union": s.union,
                      "pred_area": s.pred_area}
+    if hit is not None and "model" in rec:
+        rec["model"].update(point_mask=hit.in_mask, point_box=hit.in_box)
     return rec
 
 
@@ -164,6 +176,7 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
                 indices.append(i)
                 samples.append(sample)
             preds: list[np.ndarray] | None = None
+            heats: list[Any] = []
             if segmenter is not None and samples:
                 _seed_all(seed, g)
                 t0 = time.perf_counter()
@@ -180,16 +193,20 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
                     raise WsrisError(f"the model returned {len(results)} results for "
                                      f"{len(samples)} texts")
                 preds = [np.asarray(r.mask) for r in results]
+                heats = [getattr(r, "heatmap", None) for r in results]
             for k, (i, sample) in enumerate(zip(indices, samples, strict=True)):
                 systems: dict[str, MaskStats] = {}
+                hit = None
                 if preds is not None:
                     systems["model"] = mask_stats(preds[k], sample.mask)
+                    if heats[k] is not None:
+                        hit = pointing(heats[k], sample.mask)
                     running.append(systems["model"].iou)
                 if baselines:
                     rng = np.random.default_rng([seed, i])
                     for name, m in baseline_masks(sample, rng).items():
                         systems[name] = mask_stats(m, sample.mask)
-                records.append(_record(i, sample, systems))
+                records.append(_record(i, sample, systems, hit))
             bar.update(end - start)
             if running:
                 bar.set_postfix(mIoU=f"{100 * float(np.mean(running)):.2f}")
@@ -210,6 +227,10 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     systems_order = (["model"] if segmenter is not None else []) + (
         list(BASELINES) if baselines else [])
     metrics = {s: summarize([_stats_of(r, s) for r in records]) for s in systems_order}
+    pointed = [PointingHit(r["model"]["point_mask"], r["model"]["point_box"])
+               for r in records if "point_mask" in r.get("model", {})]
+    if pointed:
+        metrics["model"].update(summarize_pointing(pointed))
     by_kind: dict[str, dict[str, dict[str, float]]] = {}
     kinds = sorted({r["kind"] for r in records if r["kind"] is not None})
     for kind in kinds:

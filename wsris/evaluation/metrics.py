@@ -79,6 +79,60 @@ def summarize(stats: Sequence[MaskStats]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------
+# Pointing: where the map peaks (TRIS's PointM and PointB; "HitM" and "Hit" in its code)
+
+
+@dataclass(frozen=True)
+class PointingHit:
+    """Whether a map's peak falls inside the target mask and inside the target's box."""
+
+    in_mask: bool
+    in_box: bool
+
+
+def peak(heatmap: np.ndarray) -> tuple[int, int]:
+    """``(row, column)`` of the map's maximum; the first in row-major order on ties, as
+    ``np.argmax`` (and TRIS's validation) picks it."""
+    heatmap = np.asarray(heatmap)
+    row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return int(row), int(col)
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The tight box ``(x0, y0, x1, y1)`` around a mask, inclusive pixel bounds; None for
+    an empty mask. REFER's boxes are the COCO annotation boxes of the same polygons, so
+    this is the target's box to within the rasterisation of its outline."""
+    rows = np.flatnonzero(np.asarray(mask).any(axis=1))
+    cols = np.flatnonzero(np.asarray(mask).any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+def pointing(heatmap: np.ndarray, gt: np.ndarray) -> PointingHit:
+    """The pointing test of one map (any real-valued map at the image size) against the
+    target mask: PointM = its peak pixel is a target pixel, PointB = its peak lies in the
+    target's box (bounds included, as TRIS tests ``x0 <= x <= x1``)."""
+    heatmap, gt = np.asarray(heatmap), np.asarray(gt, dtype=bool)
+    if heatmap.shape != gt.shape:
+        raise InvalidInputError(
+            f"heat map of shape {heatmap.shape} for a ground truth of shape {gt.shape}: "
+            "maps must be at the original image size")
+    row, col = peak(heatmap)
+    box = mask_box(gt)
+    in_box = box is not None and box[0] <= col <= box[2] and box[1] <= row <= box[3]
+    return PointingHit(bool(gt[row, col]), bool(in_box))
+
+
+def summarize_pointing(hits: Sequence[PointingHit]) -> dict[str, float]:
+    """PointM and PointB: the share of samples whose map peaks in the mask / in the box."""
+    if not hits:
+        return {"PointM": 0.0, "PointB": 0.0}
+    return {"PointM": float(np.mean([h.in_mask for h in hits])),
+            "PointB": float(np.mean([h.in_box for h in hits]))}
+
+
+# --------------------------------------------------------------------------------------
 # Baselines and variants
 
 

@@ -75,6 +75,11 @@ class EvalReport:
         for name, m in self.metrics.items():
             label = BASELINE_LABELS.get(name, name)
             lines.append(f"{label:<14}{int(m['n']):>6} " + " ".join(_fmt(m[c]) for c in cols))
+        model = self.metrics.get("model", {})
+        if "PointM" in model:
+            lines.append(f"pointing (%): map peak in the target mask (PointM) "
+                         f"{100 * model['PointM']:.2f}, in its box (PointB) "
+                         f"{100 * model['PointB']:.2f}")
         if self.by_kind:
             lines.append("")
             lines.append("mIoU (%) by expression kind:")

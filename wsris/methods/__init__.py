@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: The methods that ship with wsris, imported (and so registered) on first use.
-BUILTIN = ("wsris.methods.chunk", "wsris.methods.sag")
+BUILTIN = ("wsris.methods.chunk", "wsris.methods.sag", "wsris.methods.tris")
 ENTRY_POINT_GROUP = "wsris.methods"
 
 
@@ -75,6 +75,9 @@ class MethodSpec:
     objective: str | None = None  # "module:Class", a wsris.training.objectives.Objective
     converters: Mapping[str, Converter] = field(default_factory=dict)
     card_tags: tuple[str, ...] = ()  # extra model-card tags
+    # "module:factory" called with a config's "text" section, returning a tokenizer like
+    # wsris.text.Tokenizer (__call__ -> TextBatch, check); None: wsris.text.Tokenizer
+    tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         unknown = {k for v in self.variants.values() for k in v} - set(self.options)
