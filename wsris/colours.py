@@ -1,0 +1,71 @@
+"""Overlay colours: the fill that stands out from the pixels under a mask, and parsing
+colour names given on the command line.
+
+A fixed fill colour vanishes on an object of that colour (red on a red circle), so by
+default the fill is the colour of :data:`PALETTE` farthest, on average, from the pixels it
+covers; the outline is two-tone (a light line edged in dark on both sides), visible on
+any background.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+Colour = tuple[int, int, int]
+
+#: Saturated colours an overlay fill is chosen from, in order of preference on ties.
+PALETTE: dict[str, Colour] = {
+    "magenta": (255, 0, 255),
+    "cyan": (0, 255, 255),
+    "yellow": (255, 255, 0),
+    "lime": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "red": (255, 0, 0),
+    "orange": (255, 128, 0),
+}
+#: Other names ``parse_colour`` accepts.
+NAMED: dict[str, Colour] = {**PALETTE, "green": (0, 160, 0), "white": (255, 255, 255),
+                            "black": (0, 0, 0)}
+OUTLINE_DARK: Colour = (0, 0, 0)
+OUTLINE_LIGHT: Colour = (255, 255, 255)
+# Enough pixels to judge the colours under a mask; more only costs time.
+_SAMPLE = 20_000
+
+
+def contrasting_colour(pixels: np.ndarray) -> Colour:
+    """The :data:`PALETTE` colour with the largest mean Euclidean RGB distance to
+    ``pixels`` (``(N, 3)``, any numeric dtype); the first colour when ``pixels`` is empty."""
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(-1, 3)
+    if len(pixels) == 0:
+        return next(iter(PALETTE.values()))
+    if len(pixels) > _SAMPLE:
+        pixels = pixels[np.linspace(0, len(pixels) - 1, _SAMPLE).astype(int)]
+    candidates = np.asarray(list(PALETTE.values()), dtype=np.float32)
+    distance = np.linalg.norm(pixels[None] - candidates[:, None], axis=2).mean(axis=1)
+    return tuple(int(v) for v in candidates[int(np.argmax(distance))])  # type: ignore[return-value]
+
+
+def parse_colour(text: str) -> Colour | None:
+    """A colour from the command line: ``auto`` (None: chosen per image), a name
+    (``magenta``, ``cyan``, ... see :data:`NAMED`), ``#rrggbb`` or ``R,G,B`` (0..255)."""
+    value = text.strip().lower()
+    if value == "auto":
+        return None
+    if value in NAMED:
+        return NAMED[value]
+    if value.startswith("#") and len(value) == 7:
+        try:
+            return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        except ValueError:
+            pass
+    parts = value.split(",")
+    if len(parts) == 3 and all(p.strip().isdigit() for p in parts):
+        rgb = tuple(int(p) for p in parts)
+        if all(0 <= v <= 255 for v in rgb):
+            return rgb  # type: ignore[return-value]
+    raise InvalidInputError(
+        f"unknown colour {text!r}: use auto, a name ({', '.join(NAMED)}), #rrggbb or R,G,B "
+        "with values 0..255"
+    )
