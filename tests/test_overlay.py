@@ -48,9 +48,11 @@ def test_default_fill_changes_the_object_a_lot(rgb):
     out = np.asarray(result(mask, image).overlay()).astype(float)
     inside = interior(mask)
     change = np.linalg.norm(out[inside] - image[inside].astype(float), axis=1)
-    # alpha 0.5 of a colour at least 0.6 * MAX_DISTANCE away: every pixel moves by 0.3 of
-    # the largest possible change or more (the old fixed red moved a red disc by ~0.04)
-    assert change.min() >= 0.3 * MAX_DISTANCE, (rgb, change.min())
+    # every pixel moves by a fifth of the largest change there is (black to white) or
+    # more, and on average by a quarter (110 RGB units); the old fixed red fill moved a
+    # red disc by 16 on average
+    assert change.min() >= 0.2 * MAX_DISTANCE, (rgb, change.min())
+    assert change.mean() >= 0.25 * MAX_DISTANCE, (rgb, change.mean())
     outside = ~mask
     outside[mask.nonzero()[0].min() - 3:mask.nonzero()[0].max() + 4,
             mask.nonzero()[1].min() - 3:mask.nonzero()[1].max() + 4] = False
@@ -82,6 +84,12 @@ def test_contrasting_colour_is_the_farthest_palette_entry():
                  for name, c in PALETTE.items()}
     assert best == PALETTE[max(distances, key=distances.get)]
     assert best == PALETTE["cyan"]  # cyan is red's complement
+    # on a grey surround cyan would turn the red object grey: another colour wins
+    around = np.array([[128, 128, 128]] * 5)
+    chosen = contrasting_colour(pixels, around)
+    assert chosen != PALETTE["cyan"]
+    tinted = 0.5 * np.array([250, 10, 10]) + 0.5 * np.array(chosen)
+    assert np.linalg.norm(tinted - 128) > 100
     assert contrasting_colour(np.zeros((0, 3))) == PALETTE["magenta"]
 
 
@@ -89,7 +97,7 @@ def test_fixed_colour_is_kept():
     image, mask = scene((100, 100, 100))
     out = np.asarray(result(mask, image).overlay(color=(0, 200, 0), outline=False))
     inside = interior(mask)
-    expected = np.round(0.5 * image[inside] + 0.5 * np.array([0, 200, 0]))
+    expected = np.round(0.4 * image[inside] + 0.6 * np.array([0, 200, 0]))
     np.testing.assert_array_equal(out[inside], expected)
 
 

@@ -2,9 +2,10 @@
 colour names given on the command line.
 
 A fixed fill colour vanishes on an object of that colour (red on a red circle), so by
-default the fill is the colour of :data:`PALETTE` farthest, on average, from the pixels it
-covers; the outline is two-tone (a light line edged in dark on both sides), visible on
-any background.
+default the fill is the colour of :data:`PALETTE` whose tint changes the object most
+while keeping it distinct from its surroundings (:func:`contrasting_colour`); the
+outline is two-tone (a light line edged in dark on both sides), visible on any
+background.
 """
 
 from __future__ import annotations
@@ -34,17 +35,37 @@ OUTLINE_LIGHT: Colour = (255, 255, 255)
 _SAMPLE = 20_000
 
 
-def contrasting_colour(pixels: np.ndarray) -> Colour:
-    """The :data:`PALETTE` colour with the largest mean Euclidean RGB distance to
-    ``pixels`` (``(N, 3)``, any numeric dtype); the first colour when ``pixels`` is empty."""
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(-1, 3)
+def contrasting_colour(
+    pixels: np.ndarray, around: np.ndarray | None = None, alpha: float = 0.5
+) -> Colour:
+    """The :data:`PALETTE` colour that makes the most visible tint of ``pixels``.
+
+    ``pixels`` (``(N, 3)``) are those under the mask, ``around`` those just outside it.
+    Tinting a pixel ``p`` with colour ``c`` gives ``(1 - alpha) p + alpha c``; a candidate
+    scores the smaller of how far the tinted pixels move (mean distance) and how far their
+    mean lies from the mean of ``around``, so that the tinted object differs both from what
+    it was and from what surrounds it (cyan on red moves far but turns grey, like a grey
+    background). Without ``around`` only the first counts. Ties keep the palette's order;
+    empty ``pixels`` give the first colour.
+    """
+    pixels = _sample(pixels)
+    candidates = np.asarray(list(PALETTE.values()), dtype=np.float32)
     if len(pixels) == 0:
-        return next(iter(PALETTE.values()))
+        return tuple(int(v) for v in candidates[0])  # type: ignore[return-value]
+    moved = alpha * np.linalg.norm(pixels[None] - candidates[:, None], axis=2).mean(axis=1)
+    score = moved
+    around = None if around is None else _sample(around)
+    if around is not None and len(around):
+        tinted_mean = (1 - alpha) * pixels.mean(axis=0) + alpha * candidates
+        score = np.minimum(moved, np.linalg.norm(tinted_mean - around.mean(axis=0), axis=1))
+    return tuple(int(v) for v in candidates[int(np.argmax(score))])  # type: ignore[return-value]
+
+
+def _sample(pixels: np.ndarray) -> np.ndarray:
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(-1, 3)
     if len(pixels) > _SAMPLE:
         pixels = pixels[np.linspace(0, len(pixels) - 1, _SAMPLE).astype(int)]
-    candidates = np.asarray(list(PALETTE.values()), dtype=np.float32)
-    distance = np.linalg.norm(pixels[None] - candidates[:, None], axis=2).mean(axis=1)
-    return tuple(int(v) for v in candidates[int(np.argmax(distance))])  # type: ignore[return-value]
+    return pixels
 
 
 def parse_colour(text: str) -> Colour | None:

@@ -105,14 +105,15 @@ class SegmentationResult:
         self,
         image: np.ndarray | None = None,
         color: tuple[int, int, int] | None = None,
-        alpha: float = 0.5,
+        alpha: float = 0.6,
         outline: bool = True,
     ) -> Image.Image:
         """The image with the mask tinted and outlined.
 
-        ``color=None`` (the default) picks, per image, the saturated colour that differs
-        most from the pixels under the mask (:func:`wsris.colours.contrasting_colour`), so
-        the fill shows on a red, a magenta or a white object alike; pass an RGB tuple to
+        ``color=None`` (the default) picks, per image, the saturated colour whose tint
+        changes the pixels under the mask most while keeping them distinct from those
+        around it (:func:`wsris.colours.contrasting_colour`), so the fill shows on a red,
+        a magenta or a white object alike; pass an RGB tuple to
         fix it. The outline is two-tone, a light line edged in dark on both sides, visible on any
         background.
         """
@@ -124,7 +125,7 @@ class SegmentationResult:
         if base.shape[:2] != self.mask.shape:
             raise ValueError(f"image size {base.shape[:2]} differs from mask {self.mask.shape}")
         if color is None:
-            color = contrasting_colour(base[self.mask])
+            color = contrasting_colour(base[self.mask], base[_ring(self.mask)], alpha)
         out = base.astype(np.float32).copy()
         tint = np.asarray(color, dtype=np.float32)
         out[self.mask] = (1 - alpha) * out[self.mask] + alpha * tint
@@ -198,3 +199,11 @@ class SegmentationResult:
             "score": self.score,
             "size": list(self.mask.shape),
         }
+
+
+def _ring(mask: np.ndarray, width: int = 5) -> np.ndarray:
+    """The pixels within ``width`` of the mask, outside it."""
+    import cv2
+
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask
