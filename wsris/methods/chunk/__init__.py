@@ -40,8 +40,8 @@ SPEC = register_method(MethodSpec(
     },
     variant_help="chunk: gradcam | affinity | proposals (Grad-CAM only, + affinity, "
     "+ proposals)",
-    threshold_meaning="with the proposals stage (the bundled models' default) the mask is "
-    "the mask proposal that best matches the heat map (the rule proposal_select names), "
+    threshold_meaning="with the proposals stage (on by default) the mask is the mask "
+    "proposal that best matches the heat map (the rule proposal_select names), "
     "and the threshold is used only when no proposal is chosen; without proposals the "
     "mask is the heat map at or above the threshold",
     mask_stage="proposals",
