@@ -66,6 +66,7 @@ def main() -> None:
     \b
     Segment what a phrase refers to:   wsris segment IMAGE "man in blue shirt"
     List the models:                   wsris models
+    Try them in a web page:            wsris demo
     """
 
 
@@ -73,6 +74,7 @@ def _register() -> None:
     from .bench import bench_command
     from .convert import convert_group
     from .data import data_group
+    from .demo import demo_command
     from .eval import eval_command
     from .export import export_command
     from .models import download_command, models_command
@@ -88,6 +90,7 @@ def _register() -> None:
     main.add_command(export_command)
     main.add_command(models_command)
     main.add_command(download_command)
+    main.add_command(demo_command)
 
 
 _register()
