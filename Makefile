@@ -13,7 +13,7 @@ else
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: setup demo test test-fast lint bench
+.PHONY: setup demo web-demo test test-fast lint bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(STAMP)
 	$(BIN)/wsris segment examples/shapes_scene.png "the large red circle" \
 		--model albef-chunk-shapes --out out/chunk_mask.png --overlay out/chunk_overlay.png \
 		--heatmap out/chunk_heatmap.png --overwrite
+
+# the local web page on http://127.0.0.1:7860/ (Ctrl-C stops)
+web-demo: $(STAMP)
+	$(BIN)/wsris demo
 
 # everything: lint, every test, the notebooks
 test: $(STAMP)
