@@ -13,7 +13,7 @@ else
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: setup demo web-demo test test-fast lint bench
+.PHONY: setup demo web-demo test test-fast lint bench notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: $(STAMP)
 # the edit-test loop (under a minute): no slow tests, no notebooks
 test-fast: $(STAMP)
 	$(BIN)/pytest -o addopts="" -q -m "not slow" -p no:cacheprovider tests
+
+# re-run every notebook and write its outputs (figures included) back into the .ipynb
+notebooks: $(STAMP)
+	$(BIN)/pytest -o addopts="" -q -p no:cacheprovider --nbmake --overwrite notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsris tests benchmarks scripts notebooks

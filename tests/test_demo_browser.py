@@ -92,4 +92,5 @@ def test_page_segments_a_typed_phrase(browser, demo_url, tmp_path):
     if target:  # a palette PNG: a third of the size, no visible loss on flat colours
         from PIL import Image
 
-        Image.open(shot).convert("RGB").quantize(colors=128, dither=Image.Dither.NONE).save(Path(target), optimize=True)
+        small = Image.open(shot).convert("RGB").quantize(colors=128, dither=Image.Dither.NONE)
+        small.save(Path(target), optimize=True)
