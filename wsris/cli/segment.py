@@ -219,8 +219,7 @@ def segment_command(
                     continue
             results = segmenter.segment(rgb, list(texts), threshold=threshold)
             done.append({"image": source,
-                         "results": _write(plan, results, masks, overlays, heatmaps,
-                                                 colour)})
+                         "results": _write(plan, results, masks, overlays, heatmaps, colour)})
         if not done:
             from ..errors import ImageError
 
