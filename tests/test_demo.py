@@ -158,3 +158,15 @@ def test_the_command_serves_on_localhost(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_command_refuses_an_unknown_model_and_a_busy_port(demo):
+    from click.testing import CliRunner
+
+    from wsris.cli import main
+
+    res = CliRunner().invoke(main, ["demo", "--model", "no-such-model", "--port", "0"])
+    assert res.exit_code == 5 and "no-such-model" in res.output
+    busy = demo[1].rsplit(":", 1)[1]
+    res = CliRunner().invoke(main, ["demo", "--model", MODEL, "--port", busy])
+    assert res.exit_code == 1 and "--port 0" in res.output

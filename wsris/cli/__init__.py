@@ -66,7 +66,6 @@ def main() -> None:
     \b
     Segment what a phrase refers to:   wsris segment IMAGE "man in blue shirt"
     List the models:                   wsris models
-    Try them in a web page:            wsris demo
     """
 
 

@@ -24,8 +24,17 @@ def demo_command(port: int, models: tuple[str, ...], device: str, open_browser: 
     from ..demo import DemoApp
     from ..demo.server import HOST, start_server
 
+    from ..model_ref import peek_config
+
+    for name in models:
+        peek_config(name)  # an unknown or unpublished name fails now, not on the page
     app = DemoApp(list(models) or None, device=device)
-    server, thread = start_server(app, HOST, port)
+    try:
+        server, thread = start_server(app, HOST, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {HOST}:{port}: {exc.strerror or exc} "
+                                   "(another program may hold the port: pass --port N, "
+                                   "or --port 0 for any free one)") from exc
     url = f"http://{HOST}:{server.server_address[1]}/"
     click.echo(f"wsris demo: {url} (models: {', '.join(app.models)}; Ctrl-C stops)")
     if open_browser:
