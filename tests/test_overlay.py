@@ -90,6 +90,10 @@ def test_contrasting_colour_is_the_farthest_palette_entry():
     assert chosen != PALETTE["cyan"]
     tinted = 0.5 * np.array([250, 10, 10]) + 0.5 * np.array(chosen)
     assert np.linalg.norm(tinted - 128) > 100
+    # surroundings half grey, half another red object: still not the colour that turns
+    # the object grey (the mean of the surroundings would be a reddish grey)
+    mixed = np.array([[128, 128, 128]] * 50 + [[250, 10, 10]] * 50)
+    assert contrasting_colour(pixels, mixed, alpha=0.6) != PALETTE["cyan"]
     assert contrasting_colour(np.zeros((0, 3))) == PALETTE["magenta"]
 
 

@@ -32,7 +32,9 @@ NAMED: dict[str, Colour] = {**PALETTE, "green": (0, 160, 0), "white": (255, 255,
 OUTLINE_DARK: Colour = (0, 0, 0)
 OUTLINE_LIGHT: Colour = (255, 255, 255)
 # Enough pixels to judge the colours under a mask; more only costs time.
-_SAMPLE = 20_000
+_SAMPLE = 5_000
+# The tint must lie this far from all but this percentage of the surrounding pixels.
+AROUND_PERCENTILE = 20
 
 
 def contrasting_colour(
@@ -43,8 +45,9 @@ def contrasting_colour(
     ``pixels`` (``(N, 3)``) are those under the mask, ``around`` those just outside it.
     Tinting a pixel ``p`` with colour ``c`` gives ``(1 - alpha) p + alpha c``; a candidate
     scores the smaller of how far the tinted pixels move (mean distance) and how far their
-    mean lies from the mean of ``around``, so that the tinted object differs both from what
-    it was and from what surrounds it (cyan on red moves far but turns grey, like a grey
+    mean lies from the pixels of ``around`` (the 20th percentile of the distances, so a
+    tint like most of the surroundings loses), so that the tinted object differs both from
+    what it was and from what surrounds it (cyan on red moves far but turns grey, like a grey
     background). Without ``around`` only the first counts. Ties keep the palette's order;
     empty ``pixels`` give the first colour.
     """
@@ -57,7 +60,10 @@ def contrasting_colour(
     around = None if around is None else _sample(around)
     if around is not None and len(around):
         tinted_mean = (1 - alpha) * pixels.mean(axis=0) + alpha * candidates
-        score = np.minimum(moved, np.linalg.norm(tinted_mean - around.mean(axis=0), axis=1))
+        # surroundings are often mixed (background, a neighbouring object): the tint must
+        # differ from most of them, so a low percentile of the distances counts
+        apart = np.linalg.norm(tinted_mean[:, None] - around[None], axis=2)
+        score = np.minimum(moved, np.percentile(apart, AROUND_PERCENTILE, axis=1))
     return tuple(int(v) for v in candidates[int(np.argmax(score))])  # type: ignore[return-value]
 
 
