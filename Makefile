@@ -13,7 +13,7 @@ else
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: setup demo test test-fast lint bench
+.PHONY: setup demo web-demo test test-fast lint bench notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 		--model albef-chunk-shapes --out out/chunk_mask.png --overlay out/chunk_overlay.png \
 		--heatmap out/chunk_heatmap.png --overwrite
 
+# the local web page on http://127.0.0.1:7860/ (Ctrl-C stops)
+web-demo: $(STAMP)
+	$(BIN)/wsris demo
+
 # everything: lint, every test, the notebooks
 test: $(STAMP)
 	$(BIN)/ruff check wsris tests benchmarks scripts notebooks lab
@@ -39,6 +43,10 @@ test: $(STAMP)
 # the edit-test loop (under a minute): no slow tests, no notebooks
 test-fast: $(STAMP)
 	$(BIN)/pytest -o addopts="" -q -m "not slow" -p no:cacheprovider tests
+
+# re-run every notebook and write its outputs (figures included) back into the .ipynb
+notebooks: $(STAMP)
+	$(BIN)/pytest -o addopts="" -q -p no:cacheprovider --nbmake --overwrite notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check wsris tests benchmarks scripts notebooks lab

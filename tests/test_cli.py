@@ -69,8 +69,6 @@ def test_models_lists_every_manifest_entry_with_status():
     assert rows["albef-chunk-shapes"]["status"].startswith("bundled")
     table = run("models").output.splitlines()
     assert table[0].split()[:3] == ["NAME", "METHOD", "STATUS"]
-    assert len(table) == len(rows) + 3  # header, a row per model, a blank line, the default
-    assert table[-1] == "default model: sag-shapes: highest shapes:val mIoU of the " \
-        "bundled models (sag-shapes 57.19, albef-chunk-shapes 57.17)"
+    assert sorted(line.split()[0] for line in table[1:len(rows) + 1]) == sorted(rows)
     assert rows["sag-shapes"]["status"] == "bundled (default)"
     assert rows["albef-chunk-shapes"]["status"] == "bundled"

@@ -21,12 +21,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                      "wsris.errors", "wsris.device", "wsris.checksums", "wsris.state_dicts",
                      "wsris.pretrained", "wsris.strict")),
     ("building blocks", ("wsris.models", "wsris.data", "wsris.images", "wsris.text",
-                         "wsris.result", "wsris.blocks", "wsris.pipelines")),
+                         "wsris.colours", "wsris.result", "wsris.blocks", "wsris.pipelines")),
     ("registries", ("wsris.methods", "wsris.registry", "wsris.hub", "wsris.model_ref")),
     ("api", ("wsris", "wsris.api", "wsris.model_card", "wsris.export")),
     ("evaluation", ("wsris.evaluation",)),
     ("training", ("wsris.training",)),
     ("method implementations", ()),  # wsris.methods.NAME.MODULE, see layer_of
+    ("web demo", ("wsris.demo",)),
     ("command line", ("wsris.cli",)),
 ]
 # Edges allowed against the layers, each with its reason.

@@ -97,7 +97,9 @@ def test_overlay_tints_only_the_mask():
     np.testing.assert_array_equal(out[0, 0], [100, 100, 100])
     np.testing.assert_array_equal(out[5, 5], [150, 50, 50])
     with_outline = np.asarray(make(mask, image).overlay(color=(200, 0, 0)))
-    np.testing.assert_array_equal(with_outline[2, 2], [200, 0, 0])  # contour pixel
+    np.testing.assert_array_equal(with_outline[2, 5], [255, 255, 255])  # on the contour
+    np.testing.assert_array_equal(with_outline[1, 5], [0, 0, 0])  # its dark edge outside
+    np.testing.assert_array_equal(with_outline[3, 5], [0, 0, 0])  # and inside
     with pytest.raises(ValueError, match="no image"):
         make(mask).overlay()
 
@@ -122,3 +124,24 @@ def test_heatmap_image_is_rgb_of_same_size():
     r = make(np.eye(4, dtype=bool))
     img = r.heatmap_image()
     assert img.size == (4, 4) and img.mode == "RGB"
+
+
+def test_repr_is_one_short_line_with_the_summary():
+    mask = np.zeros((200, 300), bool)
+    mask[10:30, 40:100] = True
+    r = SegmentationResult(
+        text="the large red circle", mask=mask, heatmap=np.random.rand(200, 300).astype("f4"),
+        threshold=0.3, model="sag-shapes", method="sag", score=0.87654,
+        stages={"word_maps": np.zeros((5, 16, 16)), "slots": np.zeros((8, 16, 16))},
+        image=np.zeros((200, 300, 3), np.uint8),
+    )
+    text = repr(r)
+    assert "\n" not in text and len(text) < 250
+    assert text == str(r)
+    for part in ("'the large red circle'", "area=1200 px", "bbox=(40, 10, 60, 20)",
+                 "score=0.877", "threshold=0.3", "stages=[word_maps, slots]", "300x200"):
+        assert part in text, part
+    long = make(np.zeros((2, 2), bool))
+    long.text = "word " * 200
+    assert len(repr(long)) < 250 and "(1000 characters)" in repr(long)
+    assert "score=0.250" in repr(long) and "bbox=None" in repr(long)

@@ -65,3 +65,21 @@ def test_cli_and_api_share_the_policy_module():
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )
     assert out.stdout.strip() == "PASSIVE"
+
+
+def test_too_late_warning_names_the_callers_line(monkeypatch, tiny_folder):
+    """The warning points at the user's ``wsris.load`` line, not inside wsris."""
+    import warnings
+
+    import wsris
+    import wsris.api
+
+    monkeypatch.setattr(wsris.api, "thread_policy", lambda: {"source": "too late"})
+    monkeypatch.setattr(wsris.api, "_WARNED", [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wsris.load(tiny_folder, device="cpu")  # the line the warning must name
+    line = sys._getframe().f_lineno - 1
+    found = [w for w in caught if "imported before wsris" in str(w.message)]
+    assert len(found) == 1
+    assert found[0].filename == __file__ and found[0].lineno == line

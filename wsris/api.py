@@ -56,8 +56,20 @@ def _warn_thread_policy() -> None:
         "(OMP_WAIT_POLICY=PASSIVE) could not apply: on a busy CPU calls can be several "
         "times slower. Import wsris before torch, or set OMP_WAIT_POLICY in the "
         "environment (any value silences this warning).",
-        stacklevel=3,
+        stacklevel=_caller_stacklevel(),
     )
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning name the first line outside wsris (the
+    user's ``wsris.load(...)``, wherever inside the package it is raised)."""
+    import sys
+
+    package = str(Path(__file__).resolve().parent)
+    frame, level = sys._getframe(2), 2  # 1 would be the caller of this function
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass(eq=False)

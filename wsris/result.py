@@ -24,7 +24,7 @@ from PIL import Image
 from .errors import InvalidInputError
 
 
-@dataclass
+@dataclass(repr=False)
 class SegmentationResult:
     """One expression's segmentation of one image.
 
@@ -43,6 +43,17 @@ class SegmentationResult:
     score: float | None = None
     stages: dict[str, Any] = field(default_factory=dict)
     image: np.ndarray | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        """One line: the arrays stay attributes (``mask``, ``heatmap``, ``stages``)."""
+        from .text import shorten
+
+        score = "None" if self.score is None else f"{self.score:.3f}"
+        stages = ", ".join(self.stages) or "none"
+        return (f"SegmentationResult(text={shorten(self.text, 80)}, model={self.model!r}, "
+                f"area={self.area} px, bbox={self.bbox}, score={score}, "
+                f"threshold={self.threshold:g}, size={self.mask.shape[1]}x{self.mask.shape[0]}, "
+                f"stages=[{stages}])")
 
     @property
     def area(self) -> int:
@@ -93,29 +104,42 @@ class SegmentationResult:
     def overlay(
         self,
         image: np.ndarray | None = None,
-        color: tuple[int, int, int] = (255, 48, 48),
-        alpha: float = 0.5,
+        color: tuple[int, int, int] | None = None,
+        alpha: float = 0.6,
         outline: bool = True,
     ) -> Image.Image:
-        """The image with the mask tinted in ``color`` (and its outline drawn)."""
+        """The image with the mask tinted and outlined.
+
+        ``color=None`` (the default) picks, per image, the saturated colour whose tint
+        changes the pixels under the mask most while keeping them distinct from those
+        around it (:func:`wsris.colours.contrasting_colour`), so the fill shows on a red,
+        a magenta or a white object alike; pass an RGB tuple to
+        fix it. The outline is two-tone, a light line edged in dark on both sides, visible on any
+        background.
+        """
+        from .colours import OUTLINE_DARK, OUTLINE_LIGHT, contrasting_colour
+
         base = self.image if image is None else image
         if base is None:
             raise ValueError("no image kept on this result; pass image=")
         if base.shape[:2] != self.mask.shape:
             raise ValueError(f"image size {base.shape[:2]} differs from mask {self.mask.shape}")
+        if color is None:
+            color = contrasting_colour(base[self.mask], base[_ring(self.mask)], alpha)
         out = base.astype(np.float32).copy()
         tint = np.asarray(color, dtype=np.float32)
         out[self.mask] = (1 - alpha) * out[self.mask] + alpha * tint
+        out = np.ascontiguousarray(np.clip(np.round(out), 0, 255).astype(np.uint8))
         if outline and self.mask.any():
             import cv2
 
             contours, _ = cv2.findContours(
                 self.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
             )
-            out = np.ascontiguousarray(out.astype(np.uint8))
             thickness = max(1, round(min(self.mask.shape) / 200))
-            cv2.drawContours(out, contours, -1, color, thickness)
-        return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+            cv2.drawContours(out, contours, -1, OUTLINE_DARK, 3 * thickness)
+            cv2.drawContours(out, contours, -1, OUTLINE_LIGHT, thickness)
+        return Image.fromarray(out)
 
     def heatmap_image(self) -> Image.Image:
         """The heat map as a colour image (OpenCV's JET colour map)."""
@@ -175,3 +199,11 @@ class SegmentationResult:
             "score": self.score,
             "size": list(self.mask.shape),
         }
+
+
+def _ring(mask: np.ndarray, width: int = 5) -> np.ndarray:
+    """The pixels within ``width`` of the mask, outside it."""
+    import cv2
+
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask

@@ -72,6 +72,7 @@ def main() -> None:
 def _register() -> None:
     from .convert import convert_group
     from .data import data_group
+    from .demo import demo_command
     from .eval import eval_command
     from .export import export_command
     from .models import download_command, models_command
@@ -86,6 +87,7 @@ def _register() -> None:
     main.add_command(export_command)
     main.add_command(models_command)
     main.add_command(download_command)
+    main.add_command(demo_command)
 
 
 _register()

@@ -91,8 +91,14 @@ def image_inputs(image: str) -> tuple[list[str], bool]:
 @click.option("--overwrite", is_flag=True,
               help="Replace existing output files (and remove numbered masks left from an "
                    "earlier run with more texts).")
+@click.option("--overlay-colour", "overlay_colour", default="auto", show_default=True,
+              help="Fill colour of --overlay/--save-overlay: auto (the colour that stands "
+                   "out most from the object under the mask), a name such as magenta or "
+                   "cyan, #rrggbb, or R,G,B.")
 @click.option("--threshold", "-t", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Threshold on the heat map (default: the model's).")
+              help="Threshold on the [0, 1] heat map: the mask is the map at or above it "
+                   "(default: the model's). Refused for models whose mask is a chosen mask "
+                   "proposal (the chunk models), where it would change nothing.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
               default="float32", show_default=True, help="bfloat16/float16 need CUDA.")
@@ -112,6 +118,7 @@ def segment_command(
     heatmap: Path | None,
     fmt: str | None,
     overwrite: bool,
+    overlay_colour: str,
     threshold: float | None,
     device: str,
     dtype: str,
@@ -128,9 +135,11 @@ def segment_command(
       wsris segment photos/ "the dog" --out-dir masks/
       wsris segment "shots/**/*.png" "left car" --out-dir masks/ --on-error skip
     """
+    from ..colours import parse_colour
     from ..images import is_url, load_image
     from ..text import shorten
 
+    colour = parse_colour(overlay_colour)
     images, many = image_inputs(image)
     if many and out_dir is None:
         raise click.UsageError("several images need --out-dir DIR (their outputs are named "
@@ -175,6 +184,8 @@ def segment_command(
     from ..model_ref import peek_config, text_tokenizer
 
     config = peek_config(model)
+    if config is not None and threshold is not None:
+        _check_threshold(config, model)
     if config is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the real run below gives the warnings once
@@ -187,6 +198,8 @@ def segment_command(
         import wsris
 
         segmenter = wsris.load(model, device=device, dtype=dtype)
+        if threshold is not None and config is None:  # a Hub model, config only now
+            _check_threshold(segmenter.config, model)
         if segmenter.spec is not None and segmenter.spec.random_init:
             click.echo(
                 f"wsris: warning: {segmenter.name} has RANDOMLY INITIALISED weights; its "
@@ -206,7 +219,7 @@ def segment_command(
                     continue
             results = segmenter.segment(rgb, list(texts), threshold=threshold)
             done.append({"image": source,
-                         "results": _write(plan, results, masks, overlays, heatmaps)})
+                         "results": _write(plan, results, masks, overlays, heatmaps, colour)})
         if not done:
             from ..errors import ImageError
 
@@ -248,15 +261,33 @@ def _read(source: str, on_error: str, skipped: list[dict[str, str]], load_image:
         return None
 
 
+def _check_threshold(config: dict[str, Any], model: str) -> None:
+    """Refuse --threshold where the model's masks do not come from thresholding."""
+    from ..methods import get_method
+
+    if "method" not in config:  # a manifest entry's config: the method is the entry's
+        from ..registry import get_spec
+
+        config = {**config, "method": get_spec(model).method}
+    spec = get_method(config["method"])
+    if not spec.threshold_sets_mask(config.get("inference", {})):
+        raise click.UsageError(
+            f"--threshold does not change the masks of {model} ({spec.name} method): "
+            f"{spec.threshold_meaning}"
+        )
+
+
 def _write(plan: OutputPlan, results: list[Any], masks: list[Path],
-           overlays: list[Path] | None, heatmaps: list[Path] | None) -> list[dict[str, Any]]:
+           overlays: list[Path] | None, heatmaps: list[Path] | None,
+           colour: tuple[int, int, int] | None = None) -> list[dict[str, Any]]:
     """Fill one image's planned files; its JSON entries."""
     report = []
     for i, result in enumerate(results):
         plan.write(masks[i], lambda p, f, r=result: r.mask_image().save(p, format=f))
         entry = {**result.to_dict(), "mask_path": str(masks[i])}
         if overlays is not None:
-            plan.write(overlays[i], lambda p, f, r=result: r.overlay().save(p, format=f))
+            plan.write(overlays[i],
+                       lambda p, f, r=result: r.overlay(color=colour).save(p, format=f))
             entry["overlay_path"] = str(overlays[i])
         if heatmaps is not None:
             plan.write(heatmaps[i], lambda p, f, r=result: r.heatmap_image().save(p, format=f))

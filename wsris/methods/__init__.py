@@ -78,6 +78,11 @@ class MethodSpec:
     # "module:factory" called with a config's "text" section, returning a tokenizer like
     # wsris.text.Tokenizer (__call__ -> TextBatch, check); None: wsris.text.Tokenizer
     tokenizer: str | None = None
+    # what ``threshold`` does to this method's masks, one sentence (listings, errors, docs)
+    threshold_meaning: str = "the mask is the heat map at or above the threshold"
+    # an inference stage that, when a model runs it, picks the mask itself, so that the
+    # threshold does not set the mask (the CLI refuses --threshold then); None: it always does
+    mask_stage: str | None = None
 
     def __post_init__(self) -> None:
         unknown = {k for v in self.variants.values() for k in v} - set(self.options)
@@ -86,6 +91,11 @@ class MethodSpec:
         missing = {"preprocessing", "text", "inference"} - set(self.defaults)
         if missing:
             raise ValueError(f"method {self.name!r}: defaults lack {sorted(missing)}")
+
+    def threshold_sets_mask(self, inference: Mapping[str, Any]) -> bool:
+        """Whether ``threshold`` decides the masks of a model with these inference options
+        (False when the model runs :attr:`mask_stage`, which picks the mask itself)."""
+        return self.mask_stage is None or self.mask_stage not in inference.get("stages", ())
 
     def config(self, architecture: Mapping[str, Any]) -> Any:
         """The method's config object of an architecture dict (strict: typos fail)."""

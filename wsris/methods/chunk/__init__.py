@@ -40,6 +40,11 @@ SPEC = register_method(MethodSpec(
     },
     variant_help="chunk: gradcam | affinity | proposals (Grad-CAM only, + affinity, "
     "+ proposals)",
+    threshold_meaning="with the proposals stage (on by default) the mask is the mask "
+    "proposal that best matches the heat map (the rule proposal_select names), "
+    "and the threshold is used only when no proposal is chosen; without proposals the "
+    "mask is the heat map at or above the threshold",
+    mask_stage="proposals",
     objective="wsris.methods.chunk.objective:ChunkObjective",
     converters={"albef": Converter("wsris.methods.chunk.convert:convert_albef",
                                    "wsris.methods.chunk.convert_cli:albef_command")},
