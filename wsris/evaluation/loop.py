@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -236,14 +237,33 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
 # Command-line driver (shared by `wsris eval` and `python -m wsris.evaluation`)
 
 
+def _json_plan(json_path: str | Path | None, spec: Any, images: str | Path | None,
+               overwrite: bool) -> Any:
+    """The output plan of the JSON report (rank 0), or None."""
+    if json_path is None or int(os.environ.get("RANK", "0")) != 0:
+        return None
+    from ..cli.outputs import OutputPlan
+
+    inputs = tuple(Path(p).expanduser() for p in (getattr(spec, "root", None), images)
+                   if p is not None)
+    plan = OutputPlan(overwrite=overwrite, inputs=inputs)
+    plan.add_file(Path(json_path), "--json")
+    return plan
+
+
 def run(*, data: str, model: str | None = None, limit: int | None = None,
         json_path: str | Path | None = None, baselines: bool = True,
         variant: str | None = None, seed: int = 0, device: str = "auto",
         threshold: float | None = None, images: str | Path | None = None,
-        progress: bool = True, echo: Any = print, on_error: str = "fail") -> EvalReport:
+        progress: bool = True, echo: Any = print, on_error: str = "fail",
+        overwrite: bool = False) -> EvalReport:
     """Open the data, check its images, load the model, evaluate (sharded under
     torchrun), print the table and write the JSON (rank 0 only). Returns the report on
-    every rank."""
+    every rank.
+
+    ``json_path`` is checked before anything else (not a folder, not a dataset file, not
+    an existing file unless ``overwrite``, a place that can be written) and written
+    atomically at the end."""
     from ..data.spec import open_dataset, parse_data_spec
     from ..errors import DatasetError
 
@@ -254,10 +274,7 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
         raise InvalidInputError(f"--limit must be at least 1, got {limit}")
     if on_error not in ON_ERROR:
         raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    if json_path is not None and Path(json_path).is_dir():
-        from ..errors import OutputError
-
-        raise OutputError(f"--json {json_path} is a folder; give a file name")
+    plan = _json_plan(json_path, spec, images, overwrite)
     dataset = open_dataset(spec, image_root=images)
     missing = dataset.missing_images() if hasattr(dataset, "missing_images") else []
     if missing:
@@ -283,6 +300,8 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
         dist.init_process_group("nccl" if use_cuda else "gloo")
         created = True
     try:
+        if plan is not None:
+            plan.prepare()  # the JSON's place is proven writable before the model loads
         segmenter = None
         options: dict[str, Any] = {}
         if model is not None:
@@ -305,10 +324,16 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
                           + (f", variant {variant}" if variant else "") + ")")
             echo(title)
             echo(report.table())
-            if json_path is not None:
-                report.save_json(json_path)
+            if plan is not None:
+                text = json.dumps(report.to_dict(), indent=1)
+                plan.write(Path(json_path), lambda p, _: p.write_text(text, encoding="utf-8"))
+                plan.commit()
                 echo(f"wrote {json_path}")
         return report
+    except BaseException:
+        if plan is not None:
+            plan.abort()
+        raise
     finally:
         if created:
             dist.destroy_process_group()
