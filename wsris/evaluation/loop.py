@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..data.base import ReferringDataset, RefSample
-from ..errors import InvalidInputError, WsrisError
+from ..errors import DatasetError, InvalidInputError, WsrisError
 from .metrics import BASELINES, MaskStats, baseline_masks, mask_stats, summarize
 from .report import EvalReport, _describe, sample_ref
 
@@ -103,6 +103,27 @@ def _bad_sample(exc: WsrisError, dataset: ReferringDataset, index: int) -> Wsris
     return new
 
 
+def _checked(sample: RefSample) -> RefSample:
+    """``sample`` if its ground truth can be scored: a 2-D mask of the image's size with
+    at least one pixel set. An empty or degenerate one (polygons of fewer than three
+    points, empty, or off the image) would score every prediction as 0 or 1 silently, so
+    it is a :class:`~wsris.errors.DatasetError` (a bad sample, skipped or named). Empty
+    masks of other objects are left out of the baselines' draw."""
+    mask = np.asarray(sample.mask)
+    image = np.asarray(sample.image)
+    if mask.ndim != 2 or image.ndim != 3 or mask.shape != image.shape[:2]:
+        raise DatasetError(f"ground-truth mask of shape {mask.shape} for an image of shape "
+                           f"{image.shape}")
+    mask = mask.astype(bool, copy=False)
+    if not mask.any():
+        raise DatasetError("empty ground-truth mask (polygons of fewer than three points, "
+                           "empty, or off the image)")
+    sample.mask = mask
+    sample.object_masks = [m for m in sample.object_masks
+                           if np.shape(m) == mask.shape and np.asarray(m).any()]
+    return sample
+
+
 def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
              method_options: dict[str, Any] | None = None, limit: int | None = None,
              seed: int = 0, baselines: bool = True, progress: bool = True,
@@ -127,6 +148,8 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     if on_error not in ON_ERROR:
         raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     n = len(dataset) if limit is None else min(limit, len(dataset))
+    if n == 0:
+        raise DatasetError(f"{getattr(dataset, 'name', 'the dataset')} has no samples")
     options = dict(method_options or {})
     rank, world = _dist_info()
     groups = _groups(dataset, n)
@@ -156,7 +179,7 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
             samples: list[RefSample] = []
             for i in range(start, end):
                 try:
-                    sample = dataset[i]
+                    sample = _checked(dataset[i])
                     if check_text is not None:
                         check_text([sample.text])
                 except WsrisError as exc:
@@ -207,6 +230,10 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
         skipped = [r for _, _, part in gathered for r in part]
     records.sort(key=lambda r: r["index"])
     skipped.sort(key=lambda r: r["index"])
+    if not records:
+        raise DatasetError(f"all {len(skipped)} samples were skipped, nothing to score; the "
+                           f"first: {_describe(skipped[0], skipped[0]['index'])}: "
+                           f"{skipped[0]['error']}")
 
     systems_order = (["model"] if segmenter is not None else []) + (
         list(BASELINES) if baselines else [])
@@ -265,7 +292,6 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
     an existing file unless ``overwrite``, a place that can be written) and written
     atomically at the end."""
     from ..data.spec import open_dataset, parse_data_spec
-    from ..errors import DatasetError
 
     spec = parse_data_spec(data)
     if variant is not None and model is None:
