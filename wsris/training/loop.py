@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..device import resolve_device
-from ..errors import WeightsMismatchError
+from ..errors import OutputError, WeightsMismatchError
 from .config import TrainConfig
 
 CHECKPOINT = "last.pt"
@@ -192,15 +192,22 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
     from ..cli.outputs import temp_prefix
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".part",
+                                    dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from exc
     os.close(fd)
     tmp = Path(name)
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a quota
+            raise OutputError(f"cannot write the checkpoint {path}: "
+                              f"{exc.strerror or exc}") from exc
         raise
 
 
@@ -278,8 +285,13 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     seed_everything(config.seed + dist.rank)
     out = Path(config.output_dir)
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "recipe.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "recipe.json").write_text(json.dumps(config.to_dict(), indent=2,
+                                                        default=str))
+        except OSError as exc:
+            raise OutputError(f"cannot write the training run to {out}: "
+                              f"{exc.strerror or exc}") from exc
     objective = build_objective(config, dist.device)
     model = objective.model
     module = dist.wrap(objective)
@@ -349,7 +361,9 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["loss"]).backward()
         scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        # grad_clip 0 is off: the norm is still measured (and logged)
+        max_norm = optim.grad_clip if optim.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
