@@ -226,7 +226,10 @@ def _from_tensor(tensor: Any) -> np.ndarray:
         raise ImageError(
             f"image tensors must be CxHxW with C in 1, 3, 4; got shape {tuple(tensor.shape)}"
         )
-    return _from_numpy(tensor.detach().cpu().permute(1, 2, 0).numpy())
+    tensor = tensor.detach().cpu().permute(1, 2, 0)
+    if str(tensor.dtype) in ("torch.bfloat16", "torch.float16"):
+        tensor = tensor.float()  # NumPy has no bfloat16; values in [0, 1] as any float
+    return _from_numpy(tensor.numpy())
 
 
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}

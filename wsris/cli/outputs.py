@@ -17,6 +17,7 @@ the next run that writes in that folder.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -97,6 +98,21 @@ def _looks_like_mask(path: Path) -> bool:
     except Exception:  # unreadable, not an image: not a mask
         return False
     return {value for _, value in colours} <= {0, 255}
+
+
+@functools.cache
+def _can_write(pil_format: str) -> bool:
+    """Whether PIL can really write ``pil_format`` (some registered formats are read-only
+    stubs, e.g. HDF5), tried on a 1x1 image in memory."""
+    import io
+
+    from PIL import Image
+
+    try:
+        Image.new("RGB", (1, 1)).save(io.BytesIO(), format=pil_format)
+    except Exception:  # noqa: BLE001 - any failure means this format cannot be written
+        return False
+    return True
 
 
 def _image_format(path: Path) -> str | None:
@@ -188,6 +204,11 @@ class OutputPlan:
                     f"{role} {path}: no image format for "
                     f"{repr(path.suffix) if path.suffix else 'a name without a suffix'}; "
                     "use .png (or .jpg, .webp, ...)"
+                )
+            if not _can_write(pil_format):
+                raise OutputError(
+                    f"{role} {path}: {pil_format} images ({path.suffix}) cannot be written "
+                    "here; use .png (or .jpg, .webp, ...)"
                 )
         for src in self.inputs:
             if _same_file(path, src):
