@@ -177,7 +177,7 @@ def check_export_target(out: Path, overwrite: bool) -> None:
 def _write_into_place(out: Path, write: Any) -> Path:
     """``write(tmp)`` into a hidden folder beside ``out``, then rename it to ``out``
     (moving an earlier export aside first and removing it once the new one is there)."""
-    from .cli.outputs import remove_leftovers, temp_prefix
+    from .safe_files import remove_leftovers, temp_prefix
 
     parent = out.parent
     try:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError
+from ..safe_files import create_exclusively, remove_leftovers, same_file, temp_prefix
 
 #: ``--format`` choices for masks, and the PIL format each writes.
 MASK_FORMATS = {"png": "PNG", "bmp": "BMP", "tiff": "TIFF", "jpeg": "JPEG"}
@@ -37,52 +37,6 @@ def numbered(path: Path, index: int, count: int) -> Path:
     if count == 1:
         return path
     return path.with_name(f"{path.stem}_{index}{path.suffix}")
-
-
-#: A temporary file of a wsris run: ``.NAME.wsris-PID-XXXX.part`` (see :func:`temp_prefix`).
-_TEMP_NAME = re.compile(r"^\..*\.wsris-(\d+)-[^./]+\.part$")
-
-
-def temp_prefix(name: str) -> str:
-    """The prefix of a temporary file for ``name``, naming this process (mkstemp adds a
-    random part and ``.part``)."""
-    return f".{name}.wsris-{os.getpid()}-"
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists but belongs to someone else
-        return True
-    return True
-
-
-def remove_leftovers(folder: Path) -> list[Path]:
-    """Remove the temporary files that killed wsris runs left in ``folder`` (those whose
-    process is gone; a live run's files are left alone). Returns what was removed."""
-    removed = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        match = _TEMP_NAME.match(entry.name)
-        if match and not _process_alive(int(match.group(1))):
-            try:
-                if entry.is_symlink():
-                    continue
-                if entry.is_dir():  # an export's folder
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-                removed.append(entry)
-            except OSError:
-                pass
-    return removed
 
 
 def _looks_like_mask(path: Path) -> bool:
@@ -119,50 +73,6 @@ def _image_format(path: Path) -> str | None:
     from PIL import Image
 
     return Image.registered_extensions().get(path.suffix.lower())
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return a.samefile(b)
-    except OSError:
-        pass
-    return os.path.abspath(a) == os.path.abspath(b)
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """``path`` lies inside the folder ``folder`` (an input that is a whole folder)."""
-    try:
-        if not folder.is_dir():
-            return False
-        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
-        return True
-    except (ValueError, OSError):
-        return False
-
-
-def _create_exclusively(temp: Path, path: Path, role: str) -> None:
-    """Give ``temp`` the name ``path`` only if nothing has that name (atomic)."""
-    try:
-        os.link(temp, path)
-    except FileExistsError:
-        raise OutputError(
-            f"{role} {path} was created by someone else while this run worked; pass "
-            "--overwrite to replace it"
-        ) from None
-    except OSError:
-        # No hard links here (some network or FAT file systems): an exclusive open is
-        # the check, then the rename fills the name it reserved.
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            raise OutputError(
-                f"{role} {path} was created by someone else while this run worked; pass "
-                "--overwrite to replace it"
-            ) from None
-        os.replace(temp, path)
-        return
-    temp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -211,10 +121,10 @@ class OutputPlan:
                     "here; use .png (or .jpg, .webp, ...)"
                 )
         for src in self.inputs:
-            if _same_file(path, src):
+            if same_file(path, src):
                 raise OutputError(f"{role} {path} is the input image; refusing to overwrite it")
         for other in self.files:
-            if _same_file(path, other.path):
+            if same_file(path, other.path):
                 raise OutputError(f"{role} {path} is also the {other.role}; give another name")
         if path.exists() and not self.overwrite:
             raise OutputError(f"{role} {path} exists; pass --overwrite to replace it")
@@ -252,7 +162,7 @@ class OutputPlan:
 
     def _is_ours(self, path: Path) -> bool:
         """An input of this run or a file it plans to write."""
-        return any(_same_file(path, other) for other in (*self.inputs, *self.paths))
+        return any(same_file(path, other) for other in (*self.inputs, *self.paths))
 
     def prepare(self) -> None:
         """Create the folders and one hidden temporary file beside each output (which
@@ -337,7 +247,7 @@ class OutputPlan:
                 if self.overwrite:
                     os.replace(planned.temp, planned.path)
                 else:
-                    _create_exclusively(planned.temp, planned.path, planned.role)
+                    create_exclusively(planned.temp, planned.path, planned.role)
                 placed.append(planned)
                 planned.temp = None
         except BaseException:
@@ -363,24 +273,6 @@ class OutputPlan:
             except OSError:
                 pass
         self._made_dirs.clear()
-
-    def add_file(self, path: Path, role: str) -> Path:
-        """Plan a file that is not an image (a JSON report): the same checks as
-        :meth:`add` but no format."""
-        path = Path(path)
-        if path.is_dir():
-            raise OutputError(f"{role} {path} is a folder; give a file name")
-        for src in self.inputs:
-            if _same_file(path, src) or _inside(path, src):
-                raise OutputError(f"{role} {path} is an input of this run; refusing to "
-                                  "overwrite it")
-        for other in self.files:
-            if _same_file(path, other.path):
-                raise OutputError(f"{role} {path} is also the {other.role}; give another name")
-        if path.exists() and not self.overwrite:
-            raise OutputError(f"{role} {path} exists; pass --overwrite to replace it")
-        self.files.append(_Planned(path, "", role))
-        return path
 
     @property
     def paths(self) -> Iterable[Path]:

@@ -266,16 +266,14 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
 
 def _json_plan(json_path: str | Path | None, spec: Any, images: str | Path | None,
                overwrite: bool) -> Any:
-    """The output plan of the JSON report (rank 0), or None."""
+    """The checked output of the JSON report (rank 0), or None."""
     if json_path is None or int(os.environ.get("RANK", "0")) != 0:
         return None
-    from ..cli.outputs import OutputPlan
+    from ..safe_files import AtomicFile
 
     inputs = tuple(Path(p).expanduser() for p in (getattr(spec, "root", None), images)
                    if p is not None)
-    plan = OutputPlan(overwrite=overwrite, inputs=inputs)
-    plan.add_file(Path(json_path), "--json")
-    return plan
+    return AtomicFile(Path(json_path), "--json", overwrite=overwrite, inputs=inputs)
 
 
 def run(*, data: str, model: str | None = None, limit: int | None = None,
@@ -352,8 +350,7 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
             echo(report.table())
             if plan is not None:
                 text = json.dumps(report.to_dict(), indent=1)
-                plan.write(Path(json_path), lambda p, _: p.write_text(text, encoding="utf-8"))
-                plan.commit()
+                plan.commit(lambda p: p.write_text(text, encoding="utf-8"))
                 echo(f"wrote {json_path}")
         return report
     except BaseException:

@@ -60,7 +60,7 @@ class EvalReport:
         never leaves a partial JSON behind."""
         import tempfile
 
-        from ..cli.outputs import temp_prefix
+        from ..safe_files import temp_prefix
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

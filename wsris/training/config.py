@@ -27,6 +27,7 @@ cpu_amp: false               # bf16 autocast on the CPU as well (8% off a chunk 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -186,8 +187,6 @@ def _check_model_section(config: TrainConfig, where: str) -> None:
     for key in ("architecture", "preprocessing", "text", "inference", "init"):
         if not isinstance(config.model.get(key, {}), dict):
             raise ConfigError(f"{where}: model.{key} must be a mapping")
-    from .objectives import model_config
-
     try:
         full = model_config(config)
         get_method(config.method).config(full["architecture"])
@@ -196,3 +195,29 @@ def _check_model_section(config: TrainConfig, where: str) -> None:
     except (ManifestError, TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: model: {exc}") from exc
     validate_config(full, f"{where}: model", where="model.")
+
+
+def _preset(method: str, name: str) -> dict[str, Any]:
+    from ..methods import get_method
+
+    return get_method(method).preset(name)
+
+
+def model_config(config: TrainConfig) -> dict[str, Any]:
+    """The ``config.json`` of the model a recipe trains."""
+    m = config.model
+    arch = _preset(config.method, m.get("preset", "tiny"))
+    unknown = sorted(set(m.get("architecture", {})) - set(arch))
+    if unknown:
+        raise ManifestError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
+    arch.update(m.get("architecture", {}))
+    from ..methods import get_method
+
+    defaults = copy.deepcopy(get_method(config.method).defaults)
+    out: dict[str, Any] = {"method": config.method, "architecture": arch}
+    for part in ("preprocessing", "text", "inference"):
+        out[part] = {**defaults[part], **m.get(part, {})}
+    out["preprocessing"].setdefault("size", [arch["image_size"], arch["image_size"]])
+    if "name" in m:
+        out["name"] = m["name"]
+    return out

@@ -190,7 +190,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     (:func:`remove_checkpoint_leftovers`), an interrupted one at once."""
     import tempfile
 
-    from ..cli.outputs import temp_prefix
+    from ..safe_files import temp_prefix
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def remove_checkpoint_leftovers(folder: Path) -> None:
     """Remove the temporary checkpoints of killed runs in ``folder`` (and ``last.tmp``,
     the name earlier versions used)."""
-    from ..cli.outputs import remove_leftovers
+    from ..safe_files import remove_leftovers
 
     remove_leftovers(folder)
     (folder / "last.tmp").unlink(missing_ok=True)
