@@ -124,3 +124,10 @@ def test_a_checkpoint_of_another_model_is_exit_7(tmp_path):
     res = run("train", recipe)
     one_line(res, 7)
     assert "saved by another model or recipe" in res.output
+
+
+def test_an_unwritable_training_folder_is_exit_11(tmp_path):
+    recipe = _recipe(tmp_path)
+    res = run("train", recipe, "--output-dir", "/proc/no/run")
+    one_line(res, 11)
+    assert "cannot write the training run" in res.output
