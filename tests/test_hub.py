@@ -121,6 +121,9 @@ def test_url_source_offline_explains_the_manual_route(tmp_path, monkeypatch):
 
 
 def test_url_download_with_wrong_checksum_leaves_nothing(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # HF_HUB_OFFLINE holds for URLs
     monkeypatch.setenv("WSRIS_CACHE", str(tmp_path / "cache"))
     src = tmp_path / "refcoco.pth"
     src.write_bytes(b"not the real checkpoint")
@@ -141,6 +144,9 @@ def _closed_port() -> int:
 
 def test_offline_and_unreachable_are_told_apart(tmp_path, monkeypatch):
     """Offline by choice says so; online with no reachable server says that instead."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("WSRIS_CACHE", str(tmp_path))
     spec = url_spec(f"http://127.0.0.1:{_closed_port()}/refcoco.pth", "b" * 64)
     with pytest.raises(WeightsNotAvailableError, match="offline: downloads are off") as off:

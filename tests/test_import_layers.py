@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[1] / "wsris"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("wsris._version", "wsris._thread_policy",
                      "wsris.errors", "wsris.device", "wsris.checksums", "wsris.state_dicts",
-                     "wsris.pretrained", "wsris.strict")),
-    ("building blocks", ("wsris.models", "wsris.data", "wsris.images", "wsris.text",
-                         "wsris.colours", "wsris.result", "wsris.blocks", "wsris.pipelines")),
+                     "wsris.pretrained", "wsris.strict", "wsris.safe_files")),
+    ("building blocks", ("wsris.models", "wsris.data", "wsris.images", "wsris.url_fetch",
+                         "wsris.text", "wsris.colours", "wsris.result", "wsris.blocks",
+                         "wsris.pipelines")),
     ("registries", ("wsris.methods", "wsris.registry", "wsris.hub", "wsris.model_ref")),
     ("api", ("wsris", "wsris.api", "wsris.model_card", "wsris.export")),
     ("evaluation", ("wsris.evaluation",)),

@@ -136,6 +136,44 @@ def load_weights(
         )
     for load in external.values():
         load(model)
+    _check_finite(model, what, path)
+
+
+def _check_finite(model: torch.nn.Module, what: str, path: Path) -> None:
+    """A NaN or infinite weight gives masks that look like any other (often empty): a
+    file holding one is refused."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(
+                torch.isfinite(tensor).all()):
+            raise WeightsMismatchError(f"{what}: {path} holds non-finite values (NaN or "
+                                       f"infinity) in {name}; the file is damaged")
+
+
+#: The sha256 of ``model.safetensors`` that :meth:`Segmenter.save_pretrained` records in
+#: ``config.json``; a folder whose weights no longer match it is refused on load.
+WEIGHTS_SHA256_KEY = "weights_sha256"
+
+
+def check_recorded_digest(folder: Path, config: dict[str, Any], what: str) -> None:
+    """Compare the weights with the sha256 ``config.json`` records, where it records one."""
+    from .checksums import sha256_file
+    from .errors import ChecksumMismatchError
+
+    expected = config.get(WEIGHTS_SHA256_KEY)
+    if expected is None:
+        return
+    if not isinstance(expected, str) or len(expected) != 64:
+        raise ConfigError(f"{what}: {folder / CONFIG_NAME}: {WEIGHTS_SHA256_KEY} must be 64 "
+                          "hex digits")
+    path = folder / WEIGHTS_NAME
+    if not path.is_file():
+        return  # load_weights names the missing file
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        raise ChecksumMismatchError(
+            f"{what}: sha256 of {path} is {actual}, but {CONFIG_NAME} records {expected}; "
+            "the weights changed since they were saved (a damaged or replaced file)"
+        )
 
 
 @contextlib.contextmanager
@@ -348,7 +386,6 @@ class Segmenter:
         config.setdefault("name", self.name)
         if "card" in config:
             config["card"] = without_local_paths(config["card"])
-        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         state = {
             k: v.detach().to("cpu", dtypes[weights_dtype] if v.is_floating_point() else v.dtype)
             .contiguous()
@@ -356,6 +393,10 @@ class Segmenter:
             if not any(k.startswith(p) for p in getattr(self.model, "external_weights", dict)())
         }
         save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+        from .checksums import sha256_file
+
+        config[WEIGHTS_SHA256_KEY] = sha256_file(folder / WEIGHTS_NAME)
+        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         card = model_card if model_card is not None else render_model_card(config, self.spec)
         card = without_local_paths(card)
         (folder / "README.md").write_text(card, encoding="utf-8")
@@ -386,6 +427,7 @@ def _from_folder(
     except ConfigError as exc:  # name the file, whichever method's config it is
         raise ConfigError(f"{name}: {folder / CONFIG_NAME}: {exc}") from exc
     load_weights(model, folder / WEIGHTS_NAME, name)
+    check_recorded_digest(folder, config, name)  # after: a wrong key says more than a digest
     return Segmenter(model, config, name=name, device=device, dtype=dtype, spec=spec)
 
 

@@ -106,6 +106,15 @@ class OutputError(WsrisError):
 #: The exit code of a run stopped with Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED_EXIT_CODE = 130
 
+#: The exit code of a run stopped with SIGTERM (128 + SIGTERM), as shells report it.
+TERMINATED_EXIT_CODE = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the CLI receives SIGTERM, so a terminated run cleans
+    up exactly as one stopped with Ctrl-C (every ``except KeyboardInterrupt`` and
+    ``finally`` runs), then exits 143."""
+
 
 class WsrisWarning(UserWarning):
     """Base class of the warnings wsris gives on purpose. The CLI prints each as one line

@@ -9,12 +9,18 @@ OUT_DIR``) and load it by name with ``wsris.load("hf-hub:USER/REPO")``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInputError, ManifestError, WeightsNotAvailableError
+from .errors import InvalidInputError, ManifestError, OutputError, WeightsNotAvailableError
 from .hub import CONFIG_NAME, WEIGHTS_NAME
+
+#: What an exported model folder holds; a folder with anything else is not replaced.
+EXPORTED_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME, "README.md"})
 
 _STEP_FOLDER = re.compile(r"^model-step(\d+)$")
 
@@ -104,12 +110,18 @@ def export_model(
     tags: list[str] | None = None,
     repo_id: str | None = None,
     weights_dtype: str = "float32",
+    overwrite: bool = False,
 ) -> Path:
     """Write ``config.json``, ``model.safetensors`` and a Hub model card to ``out_dir``.
 
     ``source`` is a model folder or a training run's output folder. Metrics come from
     the model's config (``card.metrics``) or the run's ``val_log.jsonl``. ``repo_id``
     (``USER/REPO``) is what the card's usage example loads.
+
+    ``out_dir`` must be new or empty; an earlier export (a folder holding only those
+    three files) is replaced with ``overwrite``, and any other folder is refused. The
+    model is written to a hidden folder beside ``out_dir`` that is renamed into place
+    at the end, so a failure (a full disk) leaves ``out_dir`` as it was.
     """
     from .api import _from_folder
     from .model_card import card_metadata, render_model_card
@@ -118,6 +130,7 @@ def export_model(
     out = Path(out_dir).expanduser()
     if out.resolve() == folder.resolve():
         raise InvalidInputError(f"{out} is the model folder itself: export to another folder")
+    check_export_target(out, overwrite)
     seg = _from_folder(folder, folder.name, "cpu", None, name_from_config=True)
     config = seg.config
     card = dict(config.get("card") or {})
@@ -132,4 +145,78 @@ def export_model(
     meta = card_metadata(config, None, license_name, datasets, tags)
     load_name = f"hf-hub:{repo_id}" if repo_id else None
     text = render_model_card(config, None, load_name=load_name, metadata=meta)
-    return seg.save_pretrained(out, model_card=text, weights_dtype=weights_dtype)
+    return _write_into_place(
+        out, lambda tmp: seg.save_pretrained(tmp, model_card=text, weights_dtype=weights_dtype)
+    )
+
+
+def check_export_target(out: Path, overwrite: bool) -> None:
+    """Refuse an export folder that holds anything but an earlier export (and that one
+    without ``overwrite``): an :class:`~wsris.errors.OutputError`."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; give a folder to export to")
+    if not out.is_dir():
+        return
+    try:
+        entries = {p.name for p in out.iterdir()}
+    except OSError as exc:
+        raise OutputError(f"cannot read {out}: {exc.strerror or exc}") from exc
+    if not entries:
+        return
+    if not is_model_folder(out):
+        raise OutputError(f"{out} is a folder that is not empty and not a wsris model; "
+                          "export to a new or empty folder")
+    extra = sorted(entries - EXPORTED_FILES)
+    if extra:
+        raise OutputError(f"{out} is a model folder that also holds {', '.join(extra[:3])}"
+                          f"{' ...' if len(extra) > 3 else ''}; export to a new folder")
+    if not overwrite:
+        raise OutputError(f"{out} already holds a model; pass --overwrite to replace it")
+
+
+def _write_into_place(out: Path, write: Any) -> Path:
+    """``write(tmp)`` into a hidden folder beside ``out``, then rename it to ``out``
+    (moving an earlier export aside first and removing it once the new one is there)."""
+    from .safe_files import remove_leftovers, temp_prefix
+
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(parent)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".part", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write in {parent}: {exc.strerror or exc}") from exc
+    old = None
+    try:
+        try:
+            write(tmp)
+        except OSError as exc:
+            raise OutputError(f"cannot write the model to {out}: {exc.strerror or exc}") from exc
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's folders are private
+        if out.is_dir() and any(out.iterdir()):
+            # ".old", not ".part": were this run killed right here, the next run must
+            # not take the earlier export for debris
+            old = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".old",
+                                        dir=parent))
+            os.replace(out, old)  # onto the empty folder just made
+        try:
+            os.replace(tmp, out)
+        except OSError as exc:
+            if old is not None:
+                os.replace(old, out)
+                old = None
+            raise OutputError(f"cannot create {out}: {exc.strerror or exc} (someone else "
+                              "wrote there meanwhile?)") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -9,6 +9,7 @@ later load can trust it.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from importlib import resources
@@ -23,13 +24,17 @@ WEIGHTS_NAME = "model.safetensors"
 HF_PREFIX = "hf-hub:"
 
 
-def is_offline(local_files_only: bool | None) -> bool:
-    """``local_files_only`` if given, else the ``HF_HUB_OFFLINE`` setting."""
-    if local_files_only is not None:
-        return local_files_only
+def _env_offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def is_offline(local_files_only: bool | None) -> bool:
+    """``local_files_only=True`` or the ``HF_HUB_OFFLINE`` setting: the setting holds for
+    every source (Hub, URL) even when a caller passes ``local_files_only=False``, as it
+    does for huggingface_hub itself."""
+    return bool(local_files_only) or _env_offline()
 
 
 def offline_reason(local_files_only: bool | None) -> str:
@@ -58,12 +63,15 @@ def _verify(path: Path, expected: FileSpec, what: str, remove: list[Path]) -> No
     actual = sha256_file(path)
     if actual == expected.sha256:
         return
+    removed = False
     for p in remove:  # never leave a corrupt file where a later load would find it
         if p.is_symlink() or p.exists():
             p.unlink()
+            removed = True
+    fate = ("the file was refused and removed from the cache" if removed else
+            f"the file was refused and left where it is ({path})")
     raise ChecksumMismatchError(
-        f"{what}: sha256 of {expected.name} is {actual}, expected {expected.sha256}; "
-        "the file was refused and removed from the cache"
+        f"{what}: sha256 of {expected.name} is {actual}, expected {expected.sha256}; {fate}"
     )
 
 
@@ -239,11 +247,17 @@ def cached_status(spec: ModelSpec, cache_dir: str | Path | None = None) -> str:
     return "downloadable"
 
 
+# What the Hub accepts as a user/org or repo name, and a revision (branch, tag, commit).
+_HF_NAME = re.compile(r"^(?!\.)(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+_HF_REVISION = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
+
+
 def parse_hf_reference(ref: str) -> tuple[str, str | None]:
     """``hf-hub:org/repo@rev`` -> (``org/repo``, ``rev`` or None)."""
     body = ref[len(HF_PREFIX) :]
     repo, _, rev = body.partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
+    if (repo.count("/") != 1 or not all(_HF_NAME.match(part) for part in repo.split("/"))
+            or (rev and not _HF_REVISION.match(rev))):
         raise UnknownModelError(f"{ref!r}: expected 'hf-hub:org/repo' or 'hf-hub:org/repo@rev'")
     return repo, rev or None
 

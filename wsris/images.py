@@ -12,9 +12,11 @@ outside that range is refused rather than guessed at. Transparent images (RGBA, 
 palette with transparency) are composited over a WHITE background (:data:`BACKGROUND`),
 so a transparent pixel is white whatever colour it stores.
 
-URLs are fetched with a timeout (:data:`URL_TIMEOUT_S`) and a size limit
-(:data:`MAX_DOWNLOAD_BYTES`, checked against ``Content-Length`` before and against the
-bytes received while downloading), then decoded with the same limits as files.
+URLs are fetched within one total deadline (:data:`URL_TIMEOUT_S`, ``$WSRIS_URL_TIMEOUT``)
+and a size limit (:data:`MAX_DOWNLOAD_BYTES`, checked against ``Content-Length`` before
+and against the bytes received while downloading), following redirects only to http(s)
+on the same host and refusing private, loopback and link-local destinations unless
+allowed (see :mod:`wsris.url_fetch`), then decoded with the same limits as files.
 Anything else raises :class:`~wsris.errors.ImageError` with the reason.
 """
 
@@ -35,7 +37,7 @@ from .errors import ImageError
 DEFAULT_MAX_PIXELS = 64_000_000
 #: Transparent pixels are composited over this colour.
 BACKGROUND: tuple[int, int, int] = (255, 255, 255)
-#: Seconds to wait for a URL to connect or send data.
+#: Seconds a URL has to connect and send everything (the default deadline).
 URL_TIMEOUT_S = 20.0
 #: Largest image download accepted (bytes).
 MAX_DOWNLOAD_BYTES = 50_000_000
@@ -44,10 +46,14 @@ URL_SCHEMES = ("http://", "https://")
 ImageInput = str | Path | Image.Image | np.ndarray | Any
 
 
-def load_image(image: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return ``image`` as a C-contiguous ``(H, W, 3)`` uint8 RGB array."""
+def load_image(image: ImageInput, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
+               url_timeout: float | None = None,
+               allow_private: bool | None = None) -> np.ndarray:
+    """Return ``image`` as a C-contiguous ``(H, W, 3)`` uint8 RGB array. ``url_timeout``
+    and ``allow_private`` apply to URLs (see :func:`fetch_url`)."""
     if isinstance(image, str) and is_url(image):
-        array = _from_pil(_decode(fetch_url(image), image, max_pixels))
+        body = fetch_url(image, url_timeout, allow_private=allow_private)
+        array = _from_pil(_decode(body, image, max_pixels))
     elif isinstance(image, (str, Path)):
         array = _from_pil(_open(Path(image), max_pixels))
     elif isinstance(image, Image.Image):
@@ -73,40 +79,18 @@ def is_url(text: str) -> bool:
 
 
 def fetch_url(
-    url: str, timeout: float = URL_TIMEOUT_S, max_bytes: int = MAX_DOWNLOAD_BYTES
+    url: str, timeout: float | None = None, max_bytes: int = MAX_DOWNLOAD_BYTES,
+    allow_private: bool | None = None,
 ) -> bytes:
     """The body of ``url``: at most ``max_bytes`` (refused from ``Content-Length`` before
-    downloading and while reading), each network wait at most ``timeout`` seconds."""
-    import urllib.error
-    import urllib.request
+    downloading and while reading), all of it within ``timeout`` seconds (connecting,
+    headers and body together; default ``$WSRIS_URL_TIMEOUT`` or 20 s). Redirects only to
+    http(s) on the same host; private, loopback and link-local destinations are refused
+    unless ``allow_private`` (or ``$WSRIS_ALLOW_PRIVATE_URLS=1``). See
+    :mod:`wsris.url_fetch`."""
+    from .url_fetch import fetch
 
-    request = urllib.request.Request(url, headers={"User-Agent": "wsris"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > max_bytes:
-                raise ImageError(
-                    f"{url}: {int(length):,} bytes, over the download limit of {max_bytes:,}"
-                )
-            body = response.read(max_bytes + 1)
-    except ImageError:
-        raise
-    except urllib.error.HTTPError as exc:
-        raise ImageError(f"cannot fetch image {url}: HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise ImageError(f"cannot fetch image {url}: no answer within {timeout:g} s") from exc
-        raise ImageError(f"cannot reach {url}: {reason}") from exc
-    except TimeoutError as exc:
-        raise ImageError(f"cannot fetch image {url}: no answer within {timeout:g} s") from exc
-    except (OSError, ValueError) as exc:  # reset connections, malformed URLs
-        raise ImageError(f"cannot fetch image {url}: {exc}") from exc
-    if len(body) > max_bytes:
-        raise ImageError(f"{url}: more than the download limit of {max_bytes:,} bytes")
-    if not body:
-        raise ImageError(f"{url}: the server sent no data")
-    return body
+    return fetch(url, max_bytes=max_bytes, deadline=timeout, allow_private=allow_private)
 
 
 def _open(path: Path, max_pixels: int | None) -> Image.Image:
@@ -242,7 +226,10 @@ def _from_tensor(tensor: Any) -> np.ndarray:
         raise ImageError(
             f"image tensors must be CxHxW with C in 1, 3, 4; got shape {tuple(tensor.shape)}"
         )
-    return _from_numpy(tensor.detach().cpu().permute(1, 2, 0).numpy())
+    tensor = tensor.detach().cpu().permute(1, 2, 0)
+    if str(tensor.dtype) in ("torch.bfloat16", "torch.float16"):
+        tensor = tensor.float()  # NumPy has no bfloat16; values in [0, 1] as any float
+    return _from_numpy(tensor.numpy())
 
 
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}

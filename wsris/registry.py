@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -16,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError, UnknownModelError
+from .errors import ConfigError, ManifestError, UnknownModelError
 from .methods import converter_names, is_method, method_names
 
 SOURCE_KINDS = ("bundled", "hf", "url")
@@ -70,7 +71,7 @@ class ModelSpec:
 
 
 def _fail(entry: str, field_name: str, why: str) -> ManifestError:
-    return ManifestError(f"weights manifest: model {entry!r}, field {field_name!r}: {why}")
+    return ConfigError(f"weights manifest: model {entry!r}, field {field_name!r}: {why}")
 
 
 def _get(d: dict, key: str, typ: type | tuple[type, ...], entry: str, where: str = "") -> Any:
@@ -88,24 +89,64 @@ def validate_config(config: Any, entry: str, where: str = "config.") -> dict[str
     if not isinstance(config, dict):
         raise _fail(entry, where.rstrip("."), "expected an object")
     _get(config, "architecture", dict, entry, where)
+    arch = config["architecture"]
     pre = _get(config, "preprocessing", dict, entry, where)
     size = _get(pre, "size", list, entry, f"{where}preprocessing.")
-    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+    if len(size) != 2 or not all(_is_int(s) and s > 0 for s in size):
         raise _fail(entry, f"{where}preprocessing.size", "expected [height, width] > 0")
+    model_size = arch.get("image_size")
+    if _is_int(model_size) and list(size) != [model_size, model_size]:
+        raise _fail(entry, f"{where}preprocessing.size",
+                    f"{size} does not match the model's image_size {model_size}")
     for key in ("mean", "std"):
         values = _get(pre, key, list, entry, f"{where}preprocessing.")
-        if len(values) != 3 or not all(isinstance(v, (int, float)) for v in values):
-            raise _fail(entry, f"{where}preprocessing.{key}", "expected 3 numbers")
+        if len(values) != 3 or not all(_is_number(v) for v in values):
+            raise _fail(entry, f"{where}preprocessing.{key}", "expected 3 finite numbers")
         if key == "std" and any(v <= 0 for v in values):
             raise _fail(entry, f"{where}preprocessing.std", "must be > 0")
+    if pre.get("interpolation", "bicubic") not in INTERPOLATIONS:
+        raise _fail(entry, f"{where}preprocessing.interpolation",
+                    f"expected one of {', '.join(INTERPOLATIONS)}")
     text = _get(config, "text", dict, entry, where)
     if text.get("style", "bert") not in TEXT_STYLES:
         raise _fail(entry, f"{where}text.style", f"expected one of {TEXT_STYLES}")
+    limit = arch.get("max_positions", arch.get("text_max_positions"))
+    max_length = text.get("max_length")
+    if max_length is not None:
+        if not _is_int(max_length) or max_length < 3:
+            raise _fail(entry, f"{where}text.max_length",
+                        "expected an integer of at least 3 ([CLS], a word, [SEP]) or null")
+        if _is_int(limit) and max_length > limit:
+            raise _fail(entry, f"{where}text.max_length",
+                        f"{max_length} is over the text encoder's limit of {limit} positions")
+    max_words = text.get("max_words")
+    if max_words is not None and (not _is_int(max_words) or max_words < 1):
+        raise _fail(entry, f"{where}text.max_words", "expected an integer >= 1 or null")
+    vocabulary = text.get("vocabulary")
+    if vocabulary is not None:
+        from .text import VOCABULARIES
+
+        if vocabulary not in VOCABULARIES:
+            raise _fail(entry, f"{where}text.vocabulary",
+                        f"unknown vocabulary {vocabulary!r}; known: {', '.join(VOCABULARIES)}")
     inference = _get(config, "inference", dict, entry, where)
     threshold = _get(inference, "threshold", (int, float), entry, f"{where}inference.")
-    if not 0.0 <= threshold <= 1.0:
-        raise _fail(entry, f"{where}inference.threshold", "must lie in [0, 1]")
+    if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+        raise _fail(entry, f"{where}inference.threshold", "must be a number in [0, 1]")
     return config
+
+
+#: ``preprocessing.interpolation`` values (see :func:`wsris.images.to_model_input`).
+INTERPOLATIONS = ("bicubic", "bilinear")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def _files(raw: Any, entry: str, where: str) -> tuple[FileSpec, ...]:

@@ -305,3 +305,11 @@ def check_text(text: object) -> None:
         )
     if not text.strip():
         raise TextError(f"text {text!r} is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: bytes that were not UTF-8
+        raise TextError(
+            f"text {text.encode('utf-8', 'backslashreplace').decode('ascii', 'replace')[:60]!r} "
+            "is not valid Unicode (invalid UTF-8 bytes or a lone surrogate at position "
+            f"{exc.start})"
+        ) from None

@@ -5,7 +5,8 @@ Exit codes: 0 success; 1 unexpected wsris error; 2 bad command-line usage (click
 model, or a folder that is not a model folder; 6 weights not available (offline, not
 cached, unreachable); 7 checksum or weight mismatch; 8 device or dtype not available;
 9 dataset files missing or malformed; 10 no spaCy English pipeline installed; 11 an
-output path that cannot or must not be written; 130 interrupted (Ctrl-C).
+output path that cannot or must not be written; 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM). Both signals clean up the run's partial outputs first.
 
 wsris's own warnings (:class:`~wsris.errors.WsrisWarning`) are printed as one line,
 ``wsris: warning: ...``, on stderr.
@@ -13,7 +14,9 @@ wsris's own warnings (:class:`~wsris.errors.WsrisWarning`) are printed as one li
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -21,7 +24,13 @@ import click
 # Importing the package set the thread policy (OMP_WAIT_POLICY) before torch: see
 # wsris/__init__.py, the one place for the CLI and the Python API alike.
 from .. import __version__
-from ..errors import INTERRUPTED_EXIT_CODE, WsrisError, WsrisWarning
+from ..errors import (
+    INTERRUPTED_EXIT_CODE,
+    TERMINATED_EXIT_CODE,
+    Terminated,
+    WsrisError,
+    WsrisWarning,
+)
 
 
 def _one_line(message: str) -> str:
@@ -39,23 +48,35 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 _default_showwarning = warnings.showwarning
 
 
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 class _Group(click.Group):
     """Prints wsris errors as one line on stderr and exits with their code; Ctrl-C exits
-    130 (commands clean up their partial outputs on the way)."""
+    130 and SIGTERM 143 (commands clean up their partial outputs on the way)."""
 
     def invoke(self, ctx: click.Context):
         previous = warnings.showwarning
         warnings.showwarning = show_warning
+        previous_term = None
+        if threading.current_thread() is threading.main_thread():
+            previous_term = signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except WsrisError as exc:
             click.echo(f"wsris: error: {_one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
+        except Terminated:
+            click.echo("wsris: terminated", err=True)
+            sys.exit(TERMINATED_EXIT_CODE)
         except KeyboardInterrupt:
             click.echo("wsris: interrupted", err=True)
             sys.exit(INTERRUPTED_EXIT_CODE)
         finally:
             warnings.showwarning = previous
+            if previous_term is not None:
+                signal.signal(signal.SIGTERM, previous_term)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -46,10 +46,17 @@ def export_shapes_command(directory: Path, splits: tuple[str, ...], n: int | Non
 
     cfg = variant_config(variant)
     total = sum(n if n is not None else cfg.split_size(s) for s in splits)
+    from ..errors import OutputError
+
     with tqdm(total=total, unit="scene", disable=not progress) as bar:
-        summary = export_shapes(directory, list(splits), n, seed=seed, variant=variant,
-                                config=cfg, name=name, overwrite=overwrite,
-                                progress=bar.update)
+        try:
+            summary = export_shapes(directory, list(splits), n, seed=seed, variant=variant,
+                                    config=cfg, name=name, overwrite=overwrite,
+                                    progress=bar.update)
+        except OSError as exc:  # a read-only, full or impossible DIRECTORY
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OutputError(f"cannot write the export to {directory}{where}: "
+                              f"{exc.strerror or exc}") from exc
     click.echo(f"wrote {summary['images']} images, {summary['refs']} refs, "
                f"{summary['sentences']} sentences to {directory}")
     click.echo(f"evaluate with: wsris eval --data {name}:unc:{splits[0]}@{directory}")

@@ -40,7 +40,9 @@ def _check_variant(ctx: click.Context, param: click.Parameter, value: str | None
                    "names its dataset, ref id and sentence id and stops; skip leaves it out "
                    "of every figure and lists it in the table and the JSON.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
-              help="Write metrics, settings and per-sample IoUs to this JSON file.")
+              help="Write metrics, settings and per-sample IoUs to this JSON file (checked "
+                   "before the evaluation starts; never a dataset file).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --json file.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also score the trivial baselines (random object's true mask, all "
                    "objects, centred box) on the same samples.")
@@ -54,7 +56,7 @@ def _check_variant(ctx: click.Context, param: click.Parameter, value: str | None
               help="Image folder of a REFER or PhraseCut dataset (default: found under ROOT).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def eval_command(model: str | None, data: str, limit: int | None, on_error: str,
-                 json_path: Path | None,
+                 json_path: Path | None, overwrite: bool,
                  baseline: bool, variant: str | None, threshold: float | None, seed: int,
                  device: str, images: Path | None, progress: bool) -> None:
     """Evaluate a model (and the trivial baselines) with mIoU, cIoU, Pr@{0.3,0.5,0.7,0.9},
@@ -74,4 +76,5 @@ def eval_command(model: str | None, data: str, limit: int | None, on_error: str,
 
     run(data=data, model=model, limit=limit, json_path=json_path, baselines=baseline,
         variant=variant, seed=seed, device=device, threshold=threshold, images=images,
-        progress=progress, echo=click.echo, on_error=on_error)
+        progress=progress, echo=click.echo, on_error=on_error,
+        overwrite=overwrite)

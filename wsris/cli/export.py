@@ -19,6 +19,9 @@ import click
               help="USER/REPO the folder will be uploaded to (used in the card's example).")
 @click.option("--weights-dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
               default="float32", show_default=True, help="Precision of model.safetensors.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUT_DIR when it holds an earlier export (only its config.json, "
+                   "model.safetensors and README.md).")
 def export_command(
     source: Path,
     out_dir: Path,
@@ -27,8 +30,10 @@ def export_command(
     tags: tuple[str, ...],
     repo_id: str | None,
     weights_dtype: str,
+    overwrite: bool,
 ) -> None:
-    """Write config.json, model.safetensors and a Hub model card for SOURCE to OUT_DIR.
+    """Write config.json, model.safetensors and a Hub model card for SOURCE to OUT_DIR
+    (a new or empty folder; an earlier export only with --overwrite).
 
     \b
     SOURCE is a training run (`wsris train --output-dir RUN`) or a model folder.
@@ -39,6 +44,6 @@ def export_command(
 
     folder = export_model(
         source, out_dir, license_name=license_name, datasets=list(datasets) or None,
-        tags=list(tags), repo_id=repo_id, weights_dtype=weights_dtype,
+        tags=list(tags), repo_id=repo_id, weights_dtype=weights_dtype, overwrite=overwrite,
     )
     click.echo(f"exported {folder} (config.json, model.safetensors, README.md)")

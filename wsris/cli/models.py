@@ -150,5 +150,6 @@ def download_command(name: str, revision: str | None, cache_dir: str | None) -> 
     from ..hub import fetch
     from ..registry import get_spec
 
-    folder = fetch(get_spec(name), revision=revision, cache_dir=cache_dir, local_files_only=False)
+    # local_files_only=None: HF_HUB_OFFLINE, when set, holds for every source
+    folder = fetch(get_spec(name), revision=revision, cache_dir=cache_dir, local_files_only=None)
     click.echo(f"{name}: {folder}")

@@ -102,6 +102,12 @@ def image_inputs(image: str) -> tuple[list[str], bool]:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]),
               default="float32", show_default=True, help="bfloat16/float16 need CUDA.")
+@click.option("--url-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds an image URL has to send everything (connecting, headers and "
+                   "body together; default $WSRIS_URL_TIMEOUT or 20).")
+@click.option("--allow-private-urls", is_flag=True,
+              help="Fetch image URLs on private, loopback and link-local addresses too "
+                   "(refused by default; also $WSRIS_ALLOW_PRIVATE_URLS=1).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per run: mask path, area, bbox, score per text.")
 def segment_command(
@@ -122,6 +128,8 @@ def segment_command(
     threshold: float | None,
     device: str,
     dtype: str,
+    url_timeout: float | None,
+    allow_private_urls: bool,
     as_json: bool,
 ) -> None:
     """Segment what each TEXT refers to in IMAGE and write the mask(s). IMAGE is a file,
@@ -135,11 +143,17 @@ def segment_command(
       wsris segment photos/ "the dog" --out-dir masks/
       wsris segment "shots/**/*.png" "left car" --out-dir masks/ --on-error skip
     """
+    from functools import partial
+
     from ..colours import parse_colour
-    from ..images import is_url, load_image
+    from ..images import is_url
+    from ..images import load_image as read_image
     from ..text import shorten
 
     colour = parse_colour(overlay_colour)
+    load_image = partial(read_image, url_timeout=url_timeout,
+                         allow_private=True if allow_private_urls else None)
+
     images, many = image_inputs(image)
     if many and out_dir is None:
         raise click.UsageError("several images need --out-dir DIR (their outputs are named "

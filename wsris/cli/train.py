@@ -11,13 +11,15 @@ import click
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--output-dir", type=click.Path(path_type=Path), default=None,
               help="Override the recipe's output_dir.")
-@click.option("--steps", type=int, default=None, help="Override optim.total_steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Override optim.total_steps (at least 1).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Override optim.batch_size (e.g. a larger batch on a GPU).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Override optim.lr.")
-@click.option("--time-limit", type=float, default=None,
-              help="Stop cleanly with a checkpoint after this many minutes (resume later).")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=None,
+              help="Stop cleanly with a checkpoint after this many minutes (resume later; "
+                   "0: none).")
 @click.option("--device", default=None, help="auto, cpu, cuda (default: the recipe's).")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from OUTPUT/checkpoints/last.pt when it exists.")
@@ -68,6 +70,7 @@ def train_command(
         config.schedule.time_limit_minutes = time_limit
     if device is not None:
         config.device = device
+    config.validate(str(recipe))  # the overrides too, before anything runs
     if validate_only:
         click.echo(json.dumps(validate_checkpoint(config, limit), indent=1))
         return

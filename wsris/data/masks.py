@@ -111,6 +111,18 @@ def rle_string_to_counts(s: str | bytes) -> list[int]:
     return counts
 
 
+def _check_runs(runs: np.ndarray, h: int, w: int) -> None:
+    """RLE runs must be non-negative and cover the mask exactly."""
+    if (runs < 0).any():
+        first = int(np.flatnonzero(runs < 0)[0])
+        raise DatasetError(f"RLE counts hold a negative run ({int(runs[first])} at position "
+                           f"{first})")
+    if int(runs.sum()) != h * w:
+        raise DatasetError(
+            f"RLE counts sum to {int(runs.sum())} but the mask has {h}x{w}={h * w} pixels"
+        )
+
+
 def rle_decode(rle: dict[str, Any]) -> np.ndarray:
     """Decode a COCO RLE dict (compressed string or list of counts) to an HxW bool mask."""
     try:
@@ -121,10 +133,7 @@ def rle_decode(rle: dict[str, Any]) -> np.ndarray:
     if isinstance(counts, (str, bytes)):
         counts = rle_string_to_counts(counts)
     counts = np.asarray(counts, dtype=np.int64)
-    if (counts < 0).any() or int(counts.sum()) != h * w:
-        raise DatasetError(
-            f"RLE counts sum to {int(counts.sum())} but the mask has {h}x{w}={h * w} pixels"
-        )
+    _check_runs(counts, h, w)
     values = np.zeros(len(counts), dtype=bool)
     values[1::2] = True
     flat = np.repeat(values, counts)
@@ -184,10 +193,7 @@ def _rle_to_mask(rle: dict[str, Any], height: int, width: int) -> np.ndarray:
         if runs.size != len(counts):
             raise DatasetError(f"RLE counts are not a flat list: {counts!r:.60}")
         counts = runs.tolist()
-        if (runs < 0).any() or int(runs.sum()) != h * w:
-            raise DatasetError(
-                f"RLE counts sum to {int(runs.sum())} but the mask has {h}x{w}={h * w} pixels"
-            )
+        _check_runs(runs, h, w)
         compressed = coco_mask.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     elif isinstance(counts, (str, bytes)):
         try:
@@ -195,10 +201,7 @@ def _rle_to_mask(rle: dict[str, Any], height: int, width: int) -> np.ndarray:
         except OverflowError as exc:
             raise DatasetError("compressed RLE string with an absurd run length") from exc
         text = counts.encode("ascii") if isinstance(counts, str) else counts
-        if (runs < 0).any() or int(runs.sum()) != h * w:
-            raise DatasetError(
-                f"RLE counts sum to {int(runs.sum())} but the mask has {h}x{w}={h * w} pixels"
-            )
+        _check_runs(runs, h, w)
         compressed = {"size": [h, w], "counts": text}
     else:
         raise DatasetError(f"RLE counts of type {type(counts).__name__}")

@@ -44,11 +44,43 @@ def _read_tasks(path: Path) -> list[dict[str, Any]]:
         raise DatasetError(f"cannot read {path}: {exc}") from exc
     if not isinstance(tasks, list):
         raise DatasetError(f"{path} does not hold a list of tasks")
-    for i, task in enumerate(tasks):
-        missing = {"task_id", "image_id", "phrase", "Polygons"} - set(task)
-        if missing:
-            raise DatasetError(f"{path}: task {i} lacks {sorted(missing)}")
-    return tasks
+    return [_check_task(task, f"{path}: task {i}") for i, task in enumerate(tasks)]
+
+
+def _check_task(task: Any, where: str) -> dict[str, Any]:
+    """One task with every structure checked: an integer image id, a phrase, Polygons a
+    list (instances) of lists (polygons) of points, phrase_structure a mapping or absent."""
+    if not isinstance(task, dict):
+        raise DatasetError(f"{where} is a {type(task).__name__}, not an object")
+    missing = {"task_id", "image_id", "phrase", "Polygons"} - set(task)
+    if missing:
+        raise DatasetError(f"{where} lacks {sorted(missing)}")
+    image_id = task["image_id"]
+    if isinstance(image_id, bool) or not isinstance(image_id, int):
+        try:
+            image_id = int(str(image_id)) if isinstance(image_id, str) else None
+        except ValueError:
+            image_id = None
+        if image_id is None:
+            raise DatasetError(f"{where}: image_id {task['image_id']!r:.40} is not an integer")
+    if image_id < 0:
+        raise DatasetError(f"{where}: image_id {image_id} is negative")
+    if not isinstance(task["phrase"], str):
+        raise DatasetError(f"{where}: phrase is a {type(task['phrase']).__name__}, not text")
+    if not isinstance(task["task_id"], (str, int)) or isinstance(task["task_id"], bool):
+        raise DatasetError(f"{where}: task_id {task['task_id']!r:.40} is not a name")
+    instances = task["Polygons"]
+    if not isinstance(instances, list) or not all(
+            isinstance(inst, list) and all(isinstance(poly, list) for poly in inst)
+            for inst in instances):
+        raise DatasetError(f"{where}: Polygons must be a list (instances) of lists "
+                           "(polygons) of [x, y] points")
+    structure = task.get("phrase_structure")
+    if structure is not None and not isinstance(structure, dict):
+        raise DatasetError(f"{where}: phrase_structure is not an object")
+    if structure is not None and not isinstance(structure.get("type", ""), (str, type(None))):
+        raise DatasetError(f"{where}: phrase_structure.type is not text")
+    return {**task, "image_id": image_id}
 
 
 class PhraseCutDataset:

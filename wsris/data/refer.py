@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from .base import RefSample, read_rgb
+from .base import RefSample, confined_path, read_rgb
 from .masks import segmentation_to_mask
 
 __all__ = ["ReferDataset", "load_refs", "DEFAULT_SPLIT_BY", "KNOWN_SPLITS"]
@@ -76,6 +76,84 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _int(value: Any, what: str) -> int:
+    """An id or size: an integer (not a bool, not a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        raise DatasetError(f"{what} is {value!r:.60}, not an integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DatasetError(f"{what} is {value!r:.60}, not an integer") from exc
+    if isinstance(value, float) and number != value:
+        raise DatasetError(f"{what} is {value!r:.60}, not an integer")
+    return number
+
+
+def _check_instances(instances: Any, path: Path) -> tuple[dict[int, dict], dict[int, dict]]:
+    """``(images by id, annotations by id)`` of a COCO-style instances file, every
+    structure checked; anything malformed is a :class:`DatasetError` naming the entry."""
+    if not isinstance(instances, dict):
+        raise DatasetError(f"{path} is not COCO-style: expected an object with images and "
+                           "annotations")
+    for key in ("images", "annotations"):
+        if not isinstance(instances.get(key), list):
+            raise DatasetError(f"{path} is not COCO-style: {key!r} must be a list")
+    images: dict[int, dict] = {}
+    for i, im in enumerate(instances["images"]):
+        where = f"{path}: images[{i}]"
+        if not isinstance(im, dict):
+            raise DatasetError(f"{where} is not an object")
+        missing = {"id", "file_name", "height", "width"} - set(im)
+        if missing:
+            raise DatasetError(f"{where} lacks {sorted(missing)}")
+        entry = {**im, "id": _int(im["id"], f"{where}.id")}
+        for key in ("height", "width"):
+            entry[key] = _int(im[key], f"{where}.{key}")
+            if entry[key] < 1:
+                raise DatasetError(f"{where}.{key} is {entry[key]}; must be at least 1")
+        if not isinstance(im["file_name"], (str, bytes)) or not _text(im["file_name"]):
+            raise DatasetError(f"{where}.file_name is {im['file_name']!r:.60}, not a name")
+        images[entry["id"]] = entry
+    annotations: dict[int, dict] = {}
+    for i, a in enumerate(instances["annotations"]):
+        where = f"{path}: annotations[{i}]"
+        if not isinstance(a, dict):
+            raise DatasetError(f"{where} is not an object")
+        missing = {"id", "image_id", "segmentation"} - set(a)
+        if missing:
+            raise DatasetError(f"{where} lacks {sorted(missing)}")
+        entry = {**a, "id": _int(a["id"], f"{where}.id"),
+                 "image_id": _int(a["image_id"], f"{where}.image_id")}
+        if entry["image_id"] not in images:
+            raise DatasetError(f"{where} names image {entry['image_id']} that {path} does "
+                               "not have")
+        if not isinstance(a["segmentation"], (dict, list, tuple)):
+            raise DatasetError(f"{where}.segmentation is a {type(a['segmentation']).__name__}"
+                               ", not polygons or RLE")
+        annotations[entry["id"]] = entry
+    return images, annotations
+
+
+def _check_ref(ref: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A ref of the split with integer ids and a list of sentences that each have text."""
+    where = f"{path}: ref {ref.get('ref_id', '?')!r:.40}"
+    missing = {"ann_id", "image_id", "sentences"} - set(ref)
+    if missing:
+        raise DatasetError(f"{where} lacks {sorted(missing)}")
+    checked = {**ref, "ann_id": _int(ref["ann_id"], f"{where}: ann_id"),
+               "image_id": _int(ref["image_id"], f"{where}: image_id")}
+    sentences = ref["sentences"]
+    if not isinstance(sentences, (list, tuple)):
+        raise DatasetError(f"{where}: sentences is {type(sentences).__name__}, not a list")
+    for k, sent in enumerate(sentences):
+        if not isinstance(sent, dict):
+            raise DatasetError(f"{where}: sentence {k} is not a mapping")
+        text = sent.get("sent", sent.get("raw"))
+        if not isinstance(text, (str, bytes)):
+            raise DatasetError(f"{where}: sentence {k} has no text ('sent' or 'raw')")
+    return checked
+
+
 class ReferDataset:
     """Every sentence of every ref of one split, as :class:`RefSample` objects.
 
@@ -102,34 +180,35 @@ class ReferDataset:
             instances = json.loads(inst_path.read_text())
         except (OSError, ValueError) as exc:
             raise DatasetError(f"cannot read {inst_path}: {exc}") from exc
-        try:
-            self.images = {int(im["id"]): im for im in instances["images"]}
-            self.annotations = {int(a["id"]): a for a in instances["annotations"]}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DatasetError(f"{inst_path} is not COCO-style (images, annotations): "
-                               f"{exc}") from exc
+        self.images, self.annotations = _check_instances(instances, inst_path)
         self.anns_of_image: dict[int, list[int]] = {}
-        for a in instances["annotations"]:
-            self.anns_of_image.setdefault(int(a["image_id"]), []).append(int(a["id"]))
+        for ann_id, a in self.annotations.items():
+            self.anns_of_image.setdefault(a["image_id"], []).append(ann_id)
 
         self.image_root = self._find_image_root(image_root)
+        refs_path = data_dir / f"refs({self.split_by}).p"
+        for i, r in enumerate(refs):
+            if not isinstance(r, dict):
+                raise DatasetError(f"{refs_path}: ref {i} is a {type(r).__name__}, not a "
+                                   "mapping")
         in_split = [r for r in refs if _text(r.get("split", "")) == split]
         if not in_split:
             available = sorted({_text(r.get("split", "")) for r in refs})
             raise DatasetError(
-                f"no refs with split {split!r} in {data_dir / f'refs({self.split_by}).p'}; "
+                f"no refs with split {split!r} in {refs_path}; "
                 f"available: {', '.join(available)}"
             )
         # (ref, sentence) pairs in file order.
         self._items: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for ref in in_split:
-            if int(ref["ann_id"]) not in self.annotations:
+            ref = _check_ref(ref, refs_path)
+            if ref["ann_id"] not in self.annotations:
                 raise DatasetError(f"ref {ref.get('ref_id')} names annotation {ref['ann_id']} "
                                    f"that {inst_path} does not have")
-            if int(ref["image_id"]) not in self.images:
+            if ref["image_id"] not in self.images:
                 raise DatasetError(f"ref {ref.get('ref_id')} names image {ref['image_id']} "
                                    f"that {inst_path} does not have")
-            for sent in ref.get("sentences", []):
+            for sent in ref["sentences"]:
                 self._items.append((ref, sent))
         self._image_cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._mask_cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -166,7 +245,10 @@ class ReferDataset:
         return int(self._items[index][0]["image_id"])
 
     def image_path(self, image_id: int) -> Path:
-        return self.image_root / _text(self.images[image_id]["file_name"])
+        """The image file, confined to the image folder (a ``file_name`` that climbs out
+        of it is a :class:`~wsris.errors.DatasetError`)."""
+        return confined_path(self.image_root, self.images[image_id]["file_name"],
+                             f"image {image_id}")
 
     def load_image(self, image_id: int) -> np.ndarray:
         """The RGB image (HxWx3 uint8) of ``image_id``, checked against instances.json."""
@@ -227,7 +309,15 @@ class ReferDataset:
     def missing_images(self) -> list[Path]:
         """Image files of this split that do not exist (checked once, up front)."""
         ids = sorted({int(ref["image_id"]) for ref, _ in self._items})
-        return [p for p in (self.image_path(i) for i in ids) if not p.is_file()]
+        missing = []
+        for i in ids:
+            try:
+                path = self.image_path(i)
+            except DatasetError:
+                continue  # a name outside the folder fails its samples when they are read
+            if not path.is_file():
+                missing.append(path)
+        return missing
 
     def __repr__(self) -> str:
         return f"ReferDataset({str(self.root)!r}, {self.name!r}, samples={len(self)})"

@@ -62,6 +62,43 @@ def _coerce(value: str) -> Any:
     return value
 
 
+def _check_shapes_options(spec: str, options: dict[str, Any]) -> None:
+    """Every ``?key=value`` of a Shapes-Ref spec is known and of the right type: seed and
+    length integers (length at least 1), cache a folder, a ShapesConfig field a value of
+    its type (tuple fields cannot be given here)."""
+    import dataclasses
+    import math
+
+    from .shapes_grammar import ShapesConfig
+
+    scalar = {f.name: type(f.default) for f in dataclasses.fields(ShapesConfig)
+              if isinstance(f.default, (bool, int, float, str))}
+    kinds: dict[str, type] = {"seed": int, "length": int, "cache": str, **scalar}
+    for key, value in options.items():
+        if key not in kinds:
+            raise InvalidInputError(
+                f"bad data spec {spec!r}: unknown option {key!r}; known: "
+                f"{', '.join(sorted(kinds))}, variant"
+            )
+        want = kinds[key]
+        if want is str:
+            ok = str(value) != ""
+        elif want is bool:
+            ok = value in (0, 1)
+        elif want is int:
+            ok = isinstance(value, int)
+        else:
+            ok = isinstance(value, (int, float)) and math.isfinite(value)
+        if not ok:
+            expected = {float: "a finite number", int: "an integer", str: "a name",
+                        bool: "0 or 1"}[want]
+            raise InvalidInputError(
+                f"bad data spec {spec!r}: option {key}={value!r} must be {expected}")
+        if key == "length" and value < 1:
+            raise InvalidInputError(f"bad data spec {spec!r}: length must be at least 1, "
+                                    f"got {value}")
+
+
 def parse_data_spec(spec: str) -> DataSpec:
     """Parse a ``--data`` value or a recipe's data spec (see the module docstring)."""
     text = spec.strip()
@@ -108,6 +145,7 @@ def parse_data_spec(spec: str) -> DataSpec:
             if variant != "default":
                 raise InvalidInputError(f"bad data spec {spec!r}: the variant is given twice")
             variant = str(given.pop("variant"))
+        _check_shapes_options(spec, given)
         return DataSpec("shapes", "shapes", parts[-1], variant=variant,
                         options=tuple(given.items()))
     raise InvalidInputError(

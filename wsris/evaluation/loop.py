@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..data.base import ReferringDataset, RefSample
-from ..errors import InvalidInputError, WsrisError
+from ..errors import DatasetError, InvalidInputError, WsrisError
 from .metrics import (
     BASELINES,
     MaskStats,
@@ -114,6 +115,27 @@ def _bad_sample(exc: WsrisError, dataset: ReferringDataset, index: int) -> Wsris
     return new
 
 
+def _checked(sample: RefSample) -> RefSample:
+    """``sample`` if its ground truth can be scored: a 2-D mask of the image's size with
+    at least one pixel set. An empty or degenerate one (polygons of fewer than three
+    points, empty, or off the image) would score every prediction as 0 or 1 silently, so
+    it is a :class:`~wsris.errors.DatasetError` (a bad sample, skipped or named). Empty
+    masks of other objects are left out of the baselines' draw."""
+    mask = np.asarray(sample.mask)
+    image = np.asarray(sample.image)
+    if mask.ndim != 2 or image.ndim != 3 or mask.shape != image.shape[:2]:
+        raise DatasetError(f"ground-truth mask of shape {mask.shape} for an image of shape "
+                           f"{image.shape}")
+    mask = mask.astype(bool, copy=False)
+    if not mask.any():
+        raise DatasetError("empty ground-truth mask (polygons of fewer than three points, "
+                           "empty, or off the image)")
+    sample.mask = mask
+    sample.object_masks = [m for m in sample.object_masks
+                           if np.shape(m) == mask.shape and np.asarray(m).any()]
+    return sample
+
+
 def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
              method_options: dict[str, Any] | None = None, limit: int | None = None,
              seed: int = 0, baselines: bool = True, progress: bool = True,
@@ -138,6 +160,8 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     if on_error not in ON_ERROR:
         raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     n = len(dataset) if limit is None else min(limit, len(dataset))
+    if n == 0:
+        raise DatasetError(f"{getattr(dataset, 'name', 'the dataset')} has no samples")
     options = dict(method_options or {})
     rank, world = _dist_info()
     groups = _groups(dataset, n)
@@ -167,7 +191,7 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
             samples: list[RefSample] = []
             for i in range(start, end):
                 try:
-                    sample = dataset[i]
+                    sample = _checked(dataset[i])
                     if check_text is not None:
                         check_text([sample.text])
                 except WsrisError as exc:
@@ -223,6 +247,10 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
         skipped = [r for _, _, part in gathered for r in part]
     records.sort(key=lambda r: r["index"])
     skipped.sort(key=lambda r: r["index"])
+    if not records:
+        raise DatasetError(f"all {len(skipped)} samples were skipped, nothing to score; the "
+                           f"first: {_describe(skipped[0], skipped[0]['index'])}: "
+                           f"{skipped[0]['error']}")
 
     systems_order = (["model"] if segmenter is not None else []) + (
         list(BASELINES) if baselines else [])
@@ -257,16 +285,32 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
 # Command-line driver (shared by `wsris eval` and `python -m wsris.evaluation`)
 
 
+def _json_plan(json_path: str | Path | None, spec: Any, images: str | Path | None,
+               overwrite: bool) -> Any:
+    """The checked output of the JSON report (rank 0), or None."""
+    if json_path is None or int(os.environ.get("RANK", "0")) != 0:
+        return None
+    from ..safe_files import AtomicFile
+
+    inputs = tuple(Path(p).expanduser() for p in (getattr(spec, "root", None), images)
+                   if p is not None)
+    return AtomicFile(Path(json_path), "--json", overwrite=overwrite, inputs=inputs)
+
+
 def run(*, data: str, model: str | None = None, limit: int | None = None,
         json_path: str | Path | None = None, baselines: bool = True,
         variant: str | None = None, seed: int = 0, device: str = "auto",
         threshold: float | None = None, images: str | Path | None = None,
-        progress: bool = True, echo: Any = print, on_error: str = "fail") -> EvalReport:
+        progress: bool = True, echo: Any = print, on_error: str = "fail",
+        overwrite: bool = False) -> EvalReport:
     """Open the data, check its images, load the model, evaluate (sharded under
     torchrun), print the table and write the JSON (rank 0 only). Returns the report on
-    every rank."""
+    every rank.
+
+    ``json_path`` is checked before anything else (not a folder, not a dataset file, not
+    an existing file unless ``overwrite``, a place that can be written) and written
+    atomically at the end."""
     from ..data.spec import open_dataset, parse_data_spec
-    from ..errors import DatasetError
 
     spec = parse_data_spec(data)
     if variant is not None and model is None:
@@ -275,10 +319,7 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
         raise InvalidInputError(f"--limit must be at least 1, got {limit}")
     if on_error not in ON_ERROR:
         raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-    if json_path is not None and Path(json_path).is_dir():
-        from ..errors import OutputError
-
-        raise OutputError(f"--json {json_path} is a folder; give a file name")
+    plan = _json_plan(json_path, spec, images, overwrite)
     dataset = open_dataset(spec, image_root=images)
     missing = dataset.missing_images() if hasattr(dataset, "missing_images") else []
     if missing:
@@ -304,6 +345,8 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
         dist.init_process_group("nccl" if use_cuda else "gloo")
         created = True
     try:
+        if plan is not None:
+            plan.prepare()  # the JSON's place is proven writable before the model loads
         segmenter = None
         options: dict[str, Any] = {}
         if model is not None:
@@ -326,10 +369,15 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
                           + (f", variant {variant}" if variant else "") + ")")
             echo(title)
             echo(report.table())
-            if json_path is not None:
-                report.save_json(json_path)
+            if plan is not None:
+                text = json.dumps(report.to_dict(), indent=1)
+                plan.commit(lambda p: p.write_text(text, encoding="utf-8"))
                 echo(f"wrote {json_path}")
         return report
+    except BaseException:
+        if plan is not None:
+            plan.abort()
+        raise
     finally:
         if created:
             dist.destroy_process_group()

@@ -58,9 +58,16 @@ class EvalReport:
     def save_json(self, path: str | Path) -> None:
         """Write the report; a temporary file renamed at the end, so an interrupted write
         never leaves a partial JSON behind."""
+        import tempfile
+
+        from ..safe_files import temp_prefix
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".part",
+                                    dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)  # a wsris-only name: a killed run's one is removed by the next
         try:
             tmp.write_text(json.dumps(self.to_dict(), indent=1))
             os.replace(tmp, path)

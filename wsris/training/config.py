@@ -27,14 +27,16 @@ cpu_amp: false               # bf16 autocast on the CPU as well (8% off a chunk 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ManifestError
 from ..strict import from_mapping
 
 
@@ -80,6 +82,18 @@ class TrainConfig:
     device: str = "auto"
     notes: str = ""
 
+    def validate(self, where: str = "recipe") -> TrainConfig:
+        """Check every value by range, and the model section whole (its keys, its preset,
+        the architecture by the method's strict config, preprocessing, text and inference
+        as a model's config.json is checked), before anything runs; a
+        :class:`~wsris.errors.ConfigError` naming the field. Returns ``self``."""
+        _check_optim(self.optim, f"{where}: optim")
+        _check_schedule(self.schedule, f"{where}: schedule")
+        if not self.output_dir.strip():
+            raise ConfigError(f"{where}: output_dir is empty")
+        _check_model_section(self, where)
+        return self
+
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "recipe") -> TrainConfig:
         from ..methods import is_method, method_names
@@ -96,7 +110,7 @@ class TrainConfig:
         values["optim"].betas = tuple(values["optim"].betas)
         values["schedule"] = from_mapping(ScheduleConfig, raw.get("schedule", {}),
                                           f"{where}: schedule")
-        return from_mapping(cls, values, where)
+        return from_mapping(cls, values, where).validate(where)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -111,3 +125,99 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: The keys of a recipe's ``model`` section.
+MODEL_SECTION_KEYS = ("preset", "architecture", "preprocessing", "text", "inference", "init",
+                      "name")
+
+
+def _fail(where: str, name: str, why: str) -> ConfigError:
+    return ConfigError(f"{where}: {name} {why}")
+
+
+def _check_optim(o: OptimConfig, where: str) -> None:
+    if not (o.lr > 0 and math.isfinite(o.lr)):
+        raise _fail(where, "lr", f"must be a finite number > 0, got {o.lr}")
+    if not (o.weight_decay >= 0 and math.isfinite(o.weight_decay)):
+        raise _fail(where, "weight_decay", f"must be >= 0, got {o.weight_decay}")
+    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
+        raise _fail(where, "betas", f"must be two numbers in [0, 1), got {list(o.betas)}")
+    if o.total_steps < 1:
+        raise _fail(where, "total_steps", f"must be at least 1, got {o.total_steps}")
+    if o.warmup_steps < 0:
+        raise _fail(where, "warmup_steps", f"must be >= 0, got {o.warmup_steps}")
+    if o.batch_size < 1:
+        raise _fail(where, "batch_size", f"must be at least 1, got {o.batch_size}")
+    if not o.grad_clip >= 0:
+        raise _fail(where, "grad_clip", f"must be > 0 (or 0: no clipping), got {o.grad_clip}")
+    if o.num_workers < 0:
+        raise _fail(where, "num_workers", f"must be >= 0, got {o.num_workers}")
+    if o.texts_per_image < 1:
+        raise _fail(where, "texts_per_image", f"must be at least 1, got {o.texts_per_image}")
+    for prefix, mult in o.lr_mult.items():
+        if not mult >= 0:
+            raise _fail(where, f"lr_mult[{prefix!r}]", f"must be >= 0, got {mult}")
+
+
+def _check_schedule(s: ScheduleConfig, where: str) -> None:
+    for name in ("log_every", "checkpoint_every"):
+        if getattr(s, name) < 1:
+            raise _fail(where, name, f"must be at least 1, got {getattr(s, name)}")
+    for name in ("keep_every", "eval_every", "eval_limit"):
+        if getattr(s, name) < 0:
+            raise _fail(where, name, f"must be >= 0 (0: off), got {getattr(s, name)}")
+    if not s.time_limit_minutes >= 0:
+        raise _fail(where, "time_limit_minutes",
+                    f"must be >= 0 (0: none), got {s.time_limit_minutes}")
+
+
+def _check_model_section(config: TrainConfig, where: str) -> None:
+    from ..methods import get_method
+    from ..registry import validate_config
+
+    unknown = sorted(set(config.model) - set(MODEL_SECTION_KEYS))
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], MODEL_SECTION_KEYS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: model: unknown field(s) {unknown}{hint}; known: "
+                          f"{list(MODEL_SECTION_KEYS)}")
+    for key in ("architecture", "preprocessing", "text", "inference", "init"):
+        if not isinstance(config.model.get(key, {}), dict):
+            raise ConfigError(f"{where}: model.{key} must be a mapping")
+    try:
+        full = model_config(config)
+        get_method(config.method).config(full["architecture"])
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: model: {exc}") from exc
+    except (ManifestError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: model: {exc}") from exc
+    validate_config(full, f"{where}: model", where="model.")
+
+
+def _preset(method: str, name: str) -> dict[str, Any]:
+    from ..methods import get_method
+
+    return get_method(method).preset(name)
+
+
+def model_config(config: TrainConfig) -> dict[str, Any]:
+    """The ``config.json`` of the model a recipe trains."""
+    m = config.model
+    arch = _preset(config.method, m.get("preset", "tiny"))
+    unknown = sorted(set(m.get("architecture", {})) - set(arch))
+    if unknown:
+        raise ManifestError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
+    arch.update(m.get("architecture", {}))
+    from ..methods import get_method
+
+    defaults = copy.deepcopy(get_method(config.method).defaults)
+    out: dict[str, Any] = {"method": config.method, "architecture": arch}
+    for part in ("preprocessing", "text", "inference"):
+        out[part] = {**defaults[part], **m.get(part, {})}
+    out["preprocessing"].setdefault("size", [arch["image_size"], arch["image_size"]])
+    if "name" in m:
+        out["name"] = m["name"]
+    return out

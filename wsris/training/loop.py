@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..device import resolve_device
+from ..errors import OutputError, WeightsMismatchError
 from .config import TrainConfig
 
 CHECKPOINT = "last.pt"
@@ -184,11 +185,63 @@ def _texts_per_image(data: Any, optim: Any) -> int:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a crash mid-write never leaves a truncated last.pt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write atomically: a crash mid-write never leaves a truncated last.pt. The temporary
+    file carries a name only wsris uses; a killed run's one is removed by the next run
+    (:func:`remove_checkpoint_leftovers`), an interrupted one at once."""
+    import tempfile
+
+    from ..safe_files import temp_prefix
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".part",
+                                    dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a quota
+            raise OutputError(f"cannot write the checkpoint {path}: "
+                              f"{exc.strerror or exc}") from exc
+        raise
+
+
+def remove_checkpoint_leftovers(folder: Path) -> None:
+    """Remove the temporary checkpoints of killed runs in ``folder`` (and ``last.tmp``,
+    the name earlier versions used)."""
+    from ..safe_files import remove_leftovers
+
+    remove_leftovers(folder)
+    (folder / "last.tmp").unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
+    """``last.pt`` as saved by :func:`save_checkpoint`; a truncated, empty or foreign file
+    is a :class:`~wsris.errors.WeightsMismatchError` that says how to go on."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise WeightsMismatchError(
+            f"{path} is not a readable checkpoint (truncated or not a wsris checkpoint: "
+            f"{_one_line(exc)}); remove it or pass --no-resume to start again"
+        ) from exc
+    missing = {"model", "optimizer", "scheduler", "torch_rng", "step"} - set(
+        state if isinstance(state, dict) else ())
+    if missing:
+        raise WeightsMismatchError(
+            f"{path} is not a wsris training checkpoint (no {', '.join(sorted(missing))}); "
+            "remove it or pass --no-resume to start again"
+        )
+    return state
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
 
 
 def _batches(
@@ -232,8 +285,13 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
     seed_everything(config.seed + dist.rank)
     out = Path(config.output_dir)
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "recipe.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "recipe.json").write_text(json.dumps(config.to_dict(), indent=2,
+                                                        default=str))
+        except OSError as exc:
+            raise OutputError(f"cannot write the training run to {out}: "
+                              f"{exc.strerror or exc}") from exc
     objective = build_objective(config, dist.device)
     model = objective.model
     module = dist.wrap(objective)
@@ -247,10 +305,18 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
 
     start, elapsed_before = 0, 0.0
     ckpt_path = out / "checkpoints" / CHECKPOINT
+    if dist.main:
+        remove_checkpoint_leftovers(ckpt_path.parent)
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=dist.device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = load_checkpoint(ckpt_path, dist.device)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise WeightsMismatchError(
+                f"{ckpt_path} was saved by another model or recipe ({_one_line(exc)}); "
+                "remove it, pass --no-resume, or use another --output-dir"
+            ) from exc
         for group in optimizer.param_groups:  # a checkpoint from before fused AdamW
             group["fused"] = optimizer.defaults["fused"]
         scheduler.load_state_dict(state["scheduler"])
@@ -295,7 +361,9 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Pa
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["loss"]).backward()
         scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+        # grad_clip 0 is off: the norm is still measured (and logged)
+        max_norm = optim.grad_clip if optim.grad_clip > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()

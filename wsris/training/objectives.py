@@ -10,7 +10,6 @@ gradient synchronisation correct while the losses call several model methods.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -21,30 +20,8 @@ from torch import nn
 from ..errors import ManifestError
 from ..methods import build_model, get_method, load_object
 from ..text import Tokenizer
-from .config import TrainConfig
+from .config import TrainConfig, model_config  # noqa: F401  (model_config: its old home)
 from .data import PairCollator, referring_dataset
-
-
-def _preset(method: str, name: str) -> dict[str, Any]:
-    return get_method(method).preset(name)
-
-
-def model_config(config: TrainConfig) -> dict[str, Any]:
-    """The ``config.json`` of the model a recipe trains."""
-    m = config.model
-    arch = _preset(config.method, m.get("preset", "tiny"))
-    unknown = sorted(set(m.get("architecture", {})) - set(arch))
-    if unknown:
-        raise ManifestError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
-    arch.update(m.get("architecture", {}))
-    defaults = copy.deepcopy(get_method(config.method).defaults)
-    out: dict[str, Any] = {"method": config.method, "architecture": arch}
-    for part in ("preprocessing", "text", "inference"):
-        out[part] = {**defaults[part], **m.get(part, {})}
-    out["preprocessing"].setdefault("size", [arch["image_size"], arch["image_size"]])
-    if "name" in m:
-        out["name"] = m["name"]
-    return out
 
 
 class Objective(nn.Module):
