@@ -99,6 +99,9 @@ def test_offline_and_unreachable_messages(tmp_path, monkeypatch):
     spec = get_spec("tris-refcoco")
     spec = dataclasses.replace(spec, sources=(dataclasses.replace(
         spec.sources[0], url=f"http://127.0.0.1:{port}/stage2_refcoco.pth"),))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # HF_HUB_OFFLINE holds for URLs
     with pytest.raises(WeightsNotAvailableError, match="cannot reach http://127.0.0.1") as on:
         fetch(spec, local_files_only=False)
     assert "offline" not in str(on.value) and "wsris convert tris" in str(on.value)
@@ -107,8 +110,11 @@ def test_offline_and_unreachable_messages(tmp_path, monkeypatch):
 def test_named_model_is_downloaded_and_converted_on_first_use(tmp_path, monkeypatch):
     """The manifest's URL route, end to end, with a file:// URL to a tiny official-layout
     checkpoint (the real files are hundreds of MB and need the network)."""
+    from huggingface_hub import constants
+
     from wsris.api import _from_folder
 
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # HF_HUB_OFFLINE holds for URLs
     monkeypatch.setenv("WSRIS_CACHE", str(tmp_path / "cache"))
     src = tmp_path / "stage2_refcoco.pth"
     save_official(src, stage2_shapes(TINY), seed=2)
