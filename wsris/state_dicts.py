@@ -72,3 +72,15 @@ def check_state_dict(
             f"{_listed(unexpected)}; shape mismatches: {_listed(wrong)}"
             + (f". Likely cause: {cause}" if cause else "")
         )
+
+
+def fitted_tensors(build: Any, config: Any, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Load ``state`` strictly into ``build(config)`` made on the meta device (no memory
+    allocated) and return the model's tensors, contiguous and in its own key order: the
+    last check of every converter, done by PyTorch itself."""
+    import torch
+
+    with torch.device("meta"):
+        model = build(config)
+    model.load_state_dict(state, strict=True, assign=True)
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ...checksums import sha256_file
 from ...errors import InvalidInputError, WeightsMismatchError
 from ...models.albef import AlbefConfig, AlbefModel
-from ...state_dicts import check_state_dict
+from ...state_dicts import check_state_dict, fitted_tensors
 
 log = logging.getLogger(__name__)
 
@@ -242,10 +242,7 @@ def convert_albef(
         log.info("dropped %d %s key(s): %s", len(keys), group, ", ".join(keys))
 
     # Strict load into a meta-device model (no allocation) proves the keys fit exactly.
-    with torch.device("meta"):
-        model = AlbefModel(config)
-    model.load_state_dict(state, strict=True, assign=True)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = fitted_tensors(AlbefModel, config, state)
 
     source = {
         "format": "albef",

@@ -33,7 +33,7 @@ import torch
 
 from ...checksums import sha256_file
 from ...errors import InvalidInputError, WeightsMismatchError
-from ...state_dicts import check_state_dict
+from ...state_dicts import check_state_dict, fitted_tensors
 from .model import TrisConfig, TrisModel
 from .preprocessing import model_config
 
@@ -170,10 +170,7 @@ def convert_tris(src: Path | str, out_dir: Path | str, image_size: int = 320,
         raise InvalidInputError(f"{weights} exists; pass overwrite=True (--overwrite) to replace")
     checkpoint = read_checkpoint(src)
     state, config, dropped, layout = map_tris_state_dict(checkpoint, image_size)
-    with torch.device("meta"):
-        model = TrisModel(config)
-    model.load_state_dict(state, strict=True, assign=True)
-    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors = fitted_tensors(TrisModel, config, state)
     source = {
         "format": "tris",
         "stage": config.stage,
