@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..strict import from_mapping
-from .bert import BertConfig, BertModel, FusionOutput, IndexedImages
+from .bert import BertConfig, BertModel, IndexedImages, TextFusionOutput
 
 STEMS = ("patch", "conv", "efficientnet_lite0")
 
@@ -274,7 +274,7 @@ class AlbefModel(nn.Module):
         image_embeds: torch.Tensor | IndexedImages,
         return_cross_attention: int | None = None,
         fused_attention: bool = True,
-    ) -> FusionOutput:
+    ) -> TextFusionOutput:
         """Fusion layers. ``image_embeds`` may have batch 1 for several texts.
 
         ``return_cross_attention``: absolute text-layer index whose cross-attention

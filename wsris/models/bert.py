@@ -354,7 +354,7 @@ class BertEncoder(nn.Module):
 
 
 @dataclass
-class FusionOutput:
+class TextFusionOutput:
     hidden: torch.Tensor  # [B, L, D] last hidden state
     cross_attention: torch.Tensor | None = None  # [B, H, L, N] of the requested layer
 
@@ -392,7 +392,7 @@ class BertModel(nn.Module):
         image_mask: torch.Tensor | None = None,
         return_cross_attention: int | None = None,
         fused_attention: bool = True,
-    ) -> FusionOutput:
+    ) -> TextFusionOutput:
         """Run layers ``start .. end-1``; masks are ``[B, L]`` / ``[B, N]`` (1 = attend).
         ``fused_attention=False`` keeps every cross-attention on the explicit
         probabilities path, for a graph that is differentiated twice (torch's fused CPU
@@ -404,7 +404,7 @@ class BertModel(nn.Module):
             hidden, probs = self.encoder.layer[i](hidden, keys, image, img_keys, need_probs=need)
             if i == return_cross_attention:
                 cross = probs
-        return FusionOutput(hidden, cross)
+        return TextFusionOutput(hidden, cross)
 
     def cross_attention_state(
         self,
@@ -434,7 +434,7 @@ class BertModel(nn.Module):
         image_mask: torch.Tensor | None = None,
         return_cross_attention: int | None = None,
         fused_attention: bool = True,
-    ) -> FusionOutput:
+    ) -> TextFusionOutput:
         """Fusion layers ``fusion_layer ..`` over text states and image tokens.
 
         ``image`` may have batch 1 for any text batch (one image, several texts).

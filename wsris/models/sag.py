@@ -54,13 +54,13 @@ from .sag_config import (  # noqa: F401  (public here too)
 from .sag_layers import (  # noqa: F401  (public here too)
     BroadcastDecoder,
     FeedForward,
-    FusionOutput,
     GroupInteraction,
     ImageFeatures,
     ModalityFusion,
     MultiHeadAttention,
     SagOutput,
     SlotAttentionBlock,
+    SlotFusionOutput,
     SlotInitializer,
     SlotOutput,
     TransformerLayer,
@@ -288,7 +288,7 @@ class SagModel(nn.Module):
 
     def fuse(
         self, slots: torch.Tensor, text: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> FusionOutput:
+    ) -> SlotFusionOutput:
         """Fuse every image's slots ``[B, K, D]`` with every text ``[T, D]``; ``mask``
         ``[B, K]`` marks real slots when images have different counts (split slots)."""
         return self.fusion(slots, text, mask)

@@ -51,7 +51,7 @@ class SlotOutput:
 
 
 @dataclass
-class FusionOutput:
+class SlotFusionOutput:
     """Output of :meth:`SagModel.fuse` for every (image, text) pair."""
 
     z: torch.Tensor  # [B, T, D] cross-modal embeddings, L2-normalised, float32
@@ -472,7 +472,7 @@ class ModalityFusion(nn.Module):
 
     def forward(
         self, slots: torch.Tensor, text: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> FusionOutput:
+    ) -> SlotFusionOutput:
         """``mask`` ``[B, K]`` bool: the real slots of each image (padding gets no
         attention); ``None``: every slot is real."""
         attn = self.attn
@@ -490,4 +490,4 @@ class ModalityFusion(nn.Module):
         x = text.unsqueeze(0) + attn.drop(attn.to_out(out))  # [B, T, D]
         x = x + self.mlp(self.norm_mlp(x))
         z = F.normalize(x.float(), dim=-1)
-        return FusionOutput(z=z, a_fuse=probs.mean(dim=2))
+        return SlotFusionOutput(z=z, a_fuse=probs.mean(dim=2))
