@@ -25,10 +25,12 @@ from ._thread_policy import thread_policy
 from ._version import __version__
 from .blocks.maps import minmax, upsample_normalised
 from .device import DeviceLike, autocast, resolve_device, resolve_dtype
+from .domain import DomainJudgement, DomainWarning, judge
 from .errors import (
     ConfigError,
     InvalidInputError,
     WeightsMismatchError,
+    warn,
 )
 from .hub import CONFIG_NAME, WEIGHTS_NAME, fetch, fetch_hf_repo
 from .images import (
@@ -218,6 +220,26 @@ class Segmenter:
         """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` at the model's size."""
         return to_model_input(image, self.config["preprocessing"])[None].to(self.device)
 
+    def judge_domain(self, image: ImageInput) -> DomainJudgement | None:
+        """Whether ``image`` looks like the pictures this model was trained on (its
+        config's ``domain``); None when the config names no domain."""
+        domain = self.config.get("domain")
+        if domain is None:
+            return None
+        rgb = image.image if isinstance(image, EncodedImage) else load_image(image,
+                                                                             self.max_pixels)
+        return judge(rgb, domain)
+
+    def _checked_domain(self, rgb: np.ndarray) -> DomainJudgement | None:
+        """:meth:`judge_domain`, with one :class:`~wsris.domain.DomainWarning` when the
+        image is outside the domain."""
+        judgement = self.judge_domain(rgb)
+        if judgement is not None and not judgement.in_domain:
+            warn(f"this image does not look like what {self.name} was trained on "
+                 f"({judgement.domain}; domain score {judgement.score:.2f}); the mask is "
+                 "unreliable", DomainWarning, stacklevel=4)
+        return judgement
+
     def _model_view(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """The image the method sees and the ``(top, left)`` of ``rgb`` inside it: padded
         to a square when the preprocessing says ``resize: pad``, else ``rgb`` itself."""
@@ -253,6 +275,7 @@ class Segmenter:
             image=rgb, pixel_values=pixels, model=self.name, method=self.method,
             _owner=self._token,
         )
+        encoded.cache["domain"] = self._checked_domain(rgb)
         with autocast(self.device, self.dtype):
             self._encode(self.model, pixels, view, opts, encoded.cache)
         return encoded
@@ -286,9 +309,11 @@ class Segmenter:
                     "encode the image with the Segmenter that segments it"
                 )
             rgb, pixels, cache = image.image, image.pixel_values, image.cache
+            judgement = cache.get("domain")  # warned about by encode already
         else:
             rgb = load_image(image, self.max_pixels)
             pixels, cache = None, None
+            judgement = self._checked_domain(rgb)
         batch = self.tokenizer(texts).to(self.device)
         opts = self._options(options)
         view, offset = self._model_view(rgb)
@@ -300,6 +325,9 @@ class Segmenter:
             self._finish(rgb, t, out, thr, view.shape[:2], offset)
             for t, out in zip(texts, outputs, strict=True)
         ]
+        if judgement is not None:
+            for r in results:
+                r.in_domain, r.domain_score = judgement.in_domain, judgement.score
         return results[0] if single else results
 
     def _finish(self, rgb: np.ndarray, text: str, out: Any, threshold: float,

@@ -31,7 +31,10 @@ class SegmentationResult:
     ``mask`` is bool ``(H, W)`` at the ORIGINAL image size; ``heatmap`` is float32
     ``(H, W)`` in [0, 1] at the same size (the min-max normalised localisation map that
     was thresholded, or from which a proposal was selected). ``stages`` holds the
-    method's intermediate outputs at their own (low) resolution.
+    method's intermediate outputs at their own (low) resolution. ``in_domain`` and
+    ``domain_score`` say whether the image looks like what the model was trained on
+    (see :mod:`wsris.domain`; None for a model whose config names no domain): a mask
+    with ``in_domain`` False is unreliable.
     """
 
     text: str
@@ -43,6 +46,8 @@ class SegmentationResult:
     score: float | None = None
     stages: dict[str, Any] = field(default_factory=dict)
     image: np.ndarray | None = field(default=None, repr=False)
+    in_domain: bool | None = None
+    domain_score: float | None = None
 
     @property
     def area(self) -> int:

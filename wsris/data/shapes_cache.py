@@ -152,7 +152,8 @@ def write_shapes_cache(
                     progress(len(chunk))
     (folder / "scenes.json").write_text(json.dumps(records), encoding="utf-8")
     meta = {
-        "version": PARTS_VERSION if cfg.canvas_sizes else CACHE_VERSION, "split": split, "variant": variant, "seed": seed, "n": n,
+        "version": PARTS_VERSION if cfg.canvas_sizes else CACHE_VERSION,
+        "split": split, "variant": variant, "seed": seed, "n": n,
         "image_size": size, "config": dataclasses.asdict(cfg),
     }
     tmp = folder / "cache.json.tmp"
