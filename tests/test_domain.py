@@ -115,3 +115,14 @@ def test_bundled_shapes_models_carry_their_domain():
 
     for name in ("sag-shapes", "albef-chunk-shapes"):
         assert get_spec(name).config["domain"]["name"] == "shapes-ref"
+
+
+def test_a_drawing_made_with_pil_named_colours_is_inside():
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (640, 480), "white")
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((60, 180, 180, 300), fill="red")
+    draw.rectangle((270, 180, 390, 300), fill="blue")
+    draw.polygon([(520, 170), (460, 300), (580, 300)], fill="green")
+    assert judge(np.asarray(img), SHAPES_DOMAIN).in_domain

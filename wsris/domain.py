@@ -47,8 +47,12 @@ SHAPES_DOMAIN: dict[str, Any] = {
     "name": "shapes-ref",
     "description": ("drawings of flat-coloured shapes (circle, square, triangle, star, "
                     "hexagon) in 8 colours on plain or softly textured backgrounds"),
+    # Shapes-Ref's 8 object colours, then the same 8 names as drawing programs give them
+    # (CSS / PIL named colours: red, lime, green, blue, yellow, purple, orange, white, cyan)
     "palette": [[220, 35, 35], [35, 170, 55], [40, 80, 235], [240, 215, 30],
-                [150, 55, 205], [250, 135, 15], [245, 245, 245], [30, 210, 220]],
+                [150, 55, 205], [250, 135, 15], [245, 245, 245], [30, 210, 220],
+                [255, 0, 0], [0, 255, 0], [0, 128, 0], [0, 0, 255], [255, 255, 0],
+                [128, 0, 128], [255, 165, 0], [255, 255, 255], [0, 255, 255]],
     "min_palette_fit": 0.5,
     "min_coloured": 0.004,
     "min_flat_grey": 0.9,
