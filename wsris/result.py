@@ -179,4 +179,6 @@ class SegmentationResult:
             "bbox_xyxy": self.bbox_xyxy,
             "score": self.score,
             "size": list(self.mask.shape),
+            "in_domain": self.in_domain,
+            "domain_score": self.domain_score,
         }
