@@ -23,15 +23,24 @@ from PIL import Image
 
 from ._thread_policy import thread_policy
 from ._version import __version__
-from .blocks.maps import upsample_normalised
+from .blocks.maps import minmax, upsample_normalised
 from .device import DeviceLike, autocast, resolve_device, resolve_dtype
+from .domain import DomainJudgement, DomainWarning, judge
 from .errors import (
     ConfigError,
     InvalidInputError,
     WeightsMismatchError,
+    warn,
 )
 from .hub import CONFIG_NAME, WEIGHTS_NAME, fetch, fetch_hf_repo
-from .images import DEFAULT_MAX_PIXELS, ImageInput, load_image, to_model_input
+from .images import (
+    DEFAULT_MAX_PIXELS,
+    ImageInput,
+    load_image,
+    pad_to_square,
+    resize_mode,
+    to_model_input,
+)
 from .methods import MethodSpec, build_model, get_method, load_object
 from .model_ref import (  # noqa: F401  (read_config: public here too)
     peek_config,
@@ -261,6 +270,33 @@ class Segmenter:
         """RGB uint8 ``(H, W, 3)`` -> normalised ``(1, 3, h, w)`` at the model's size."""
         return to_model_input(image, self.config["preprocessing"])[None].to(self.device)
 
+    def judge_domain(self, image: ImageInput) -> DomainJudgement | None:
+        """Whether ``image`` looks like the pictures this model was trained on (its
+        config's ``domain``); None when the config names no domain."""
+        domain = self.config.get("domain")
+        if domain is None:
+            return None
+        rgb = image.image if isinstance(image, EncodedImage) else load_image(image,
+                                                                             self.max_pixels)
+        return judge(rgb, domain)
+
+    def _checked_domain(self, rgb: np.ndarray) -> DomainJudgement | None:
+        """:meth:`judge_domain`, with one :class:`~wsris.domain.DomainWarning` when the
+        image is outside the domain."""
+        judgement = self.judge_domain(rgb)
+        if judgement is not None and not judgement.in_domain:
+            warn(f"this image does not look like what {self.name} was trained on "
+                 f"({judgement.domain}; domain score {judgement.score:.2f}); the mask is "
+                 "unreliable", DomainWarning, stacklevel=4)
+        return judgement
+
+    def _model_view(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """The image the method sees and the ``(top, left)`` of ``rgb`` inside it: padded
+        to a square when the preprocessing says ``resize: pad``, else ``rgb`` itself."""
+        if resize_mode(self.config["preprocessing"]) == "pad":
+            return pad_to_square(rgb)
+        return rgb, (0, 0)
+
     def _options(self, overrides: dict[str, Any]) -> dict[str, Any]:
         known = self.method_spec.options
         unknown = set(overrides) - known
@@ -283,13 +319,15 @@ class Segmenter:
         """
         rgb = load_image(image, self.max_pixels)
         opts = self._options(options)
-        pixels = self.preprocess(rgb)
+        view, _ = self._model_view(rgb)
+        pixels = self.preprocess(view)
         encoded = EncodedImage(
             image=rgb, pixel_values=pixels, model=self.name, method=self.method,
             _owner=self._token,
         )
+        encoded.cache["domain"] = self._checked_domain(rgb)
         with autocast(self.device, self.dtype):
-            self._encode(self.model, pixels, rgb, opts, encoded.cache)
+            self._encode(self.model, pixels, view, opts, encoded.cache)
         return encoded
 
     def segment(
@@ -321,30 +359,44 @@ class Segmenter:
                     "encode the image with the Segmenter that segments it"
                 )
             rgb, pixels, cache = image.image, image.pixel_values, image.cache
+            judgement = cache.get("domain")  # warned about by encode already
         else:
             rgb = load_image(image, self.max_pixels)
             pixels, cache = None, None
+            judgement = self._checked_domain(rgb)
         batch = self.tokenizer(texts).to(self.device)
         opts = self._options(options)
+        view, offset = self._model_view(rgb)
         if pixels is None:
-            pixels = self.preprocess(rgb)
+            pixels = self.preprocess(view)
         with autocast(self.device, self.dtype):
-            outputs = self._localize(self.model, pixels, batch, rgb, opts, cache)
+            outputs = self._localize(self.model, pixels, batch, view, opts, cache)
         results = [
-            self._finish(rgb, t, out, thr) for t, out in zip(texts, outputs, strict=True)
+            self._finish(rgb, t, out, thr, view.shape[:2], offset)
+            for t, out in zip(texts, outputs, strict=True)
         ]
+        if judgement is not None:
+            for r in results:
+                r.in_domain, r.domain_score = judgement.in_domain, judgement.score
         return results[0] if single else results
 
-    def _finish(self, rgb: np.ndarray, text: str, out: Any, threshold: float) -> SegmentationResult:
+    def _finish(self, rgb: np.ndarray, text: str, out: Any, threshold: float,
+                view_size: tuple[int, int], offset: tuple[int, int]) -> SegmentationResult:
+        """The result at ``rgb``'s size: the method's maps, made at the size of the image
+        it saw (``view_size``, ``rgb`` at ``offset`` inside it), cut back to ``rgb``."""
         height, width = rgb.shape[:2]
-        heat = upsample_normalised(out.heatmap.detach().float().cpu(), (height, width))
+        (top, left), (view_h, view_w) = offset, view_size
+        region = (slice(top, top + height), slice(left, left + width))
+        heat = upsample_normalised(out.heatmap.detach().float().cpu(), (view_h, view_w))
+        if (view_h, view_w) != (height, width):
+            heat = minmax(heat[region])
         heatmap = heat.numpy().astype(np.float32)
         if out.mask is not None:
             mask = np.asarray(
                 Image.fromarray(np.asarray(out.mask, dtype=np.uint8) * 255).resize(
-                    (width, height), Image.NEAREST
+                    (view_w, view_h), Image.NEAREST
                 )
-            ) > 127
+            )[region] > 127
         else:
             mask = heatmap >= threshold
         return SegmentationResult(

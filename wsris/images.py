@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, InvalidInputError
 
 # 64 megapixels: an 8k x 8k photo. Larger inputs are refused before they are decoded,
 # which also stops decompression bombs. Pass ``max_pixels`` to change it.
@@ -235,12 +235,45 @@ def _from_tensor(tensor: Any) -> np.ndarray:
 _RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}
 
 
+#: How an image meets the model's input size (``preprocessing["resize"]``): ``squash``
+#: resizes it to the input size whatever its aspect (the default, and what configs
+#: without the key mean); ``pad`` first pads it to a square by repeating its edge pixels
+#: (:func:`pad_to_square`), so shapes keep their proportions.
+RESIZE_MODES: tuple[str, ...] = ("squash", "pad")
+
+
+def resize_mode(preprocessing: dict[str, Any]) -> str:
+    """The preprocessing's resize mode, checked (``squash`` when not given)."""
+    mode = preprocessing.get("resize", "squash")
+    if mode not in RESIZE_MODES:
+        raise InvalidInputError(
+            f"preprocessing resize must be one of {', '.join(RESIZE_MODES)}, got {mode!r}"
+        )
+    return str(mode)
+
+
+def pad_to_square(array: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """``array`` (``H x W`` or ``H x W x C``) padded to a square of side ``max(H, W)`` by
+    repeating its edge, centred; returns it and the ``(top, left)`` offset of the
+    original inside it (an already square array is returned as it is)."""
+    height, width = array.shape[:2]
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    if side == height == width:
+        return array, (0, 0)
+    pad = [(top, side - height - top), (left, side - width - left)]
+    pad += [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pad, mode="edge"), (top, left)
+
+
 def to_model_input(image: np.ndarray, preprocessing: dict[str, Any]) -> Any:
     """RGB uint8 ``(H, W, 3)`` -> normalised float ``[3, h, w]`` tensor at the model's
-    input size (``preprocessing``: ``size``, ``mean``, ``std``, ``interpolation``), the
-    same for inference and training."""
+    input size (``preprocessing``: ``size``, ``mean``, ``std``, ``interpolation`` and
+    ``resize``, see :data:`RESIZE_MODES`), the same for inference and training."""
     import torch
 
+    if resize_mode(preprocessing) == "pad":
+        image = pad_to_square(image)[0]
     height, width = preprocessing["size"]
     if image.shape[:2] != (height, width):
         resample = _RESAMPLE[preprocessing.get("interpolation", "bicubic")]

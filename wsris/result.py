@@ -31,7 +31,10 @@ class SegmentationResult:
     ``mask`` is bool ``(H, W)`` at the ORIGINAL image size; ``heatmap`` is float32
     ``(H, W)`` in [0, 1] at the same size (the min-max normalised localisation map that
     was thresholded, or from which a proposal was selected). ``stages`` holds the
-    method's intermediate outputs at their own (low) resolution.
+    method's intermediate outputs at their own (low) resolution. ``in_domain`` and
+    ``domain_score`` say whether the image looks like what the model was trained on
+    (see :mod:`wsris.domain`; None for a model whose config names no domain): a mask
+    with ``in_domain`` False is unreliable.
     """
 
     text: str
@@ -43,6 +46,8 @@ class SegmentationResult:
     score: float | None = None
     stages: dict[str, Any] = field(default_factory=dict)
     image: np.ndarray | None = field(default=None, repr=False)
+    in_domain: bool | None = None
+    domain_score: float | None = None
 
     def __repr__(self) -> str:
         """One line: the arrays stay attributes (``mask``, ``heatmap``, ``stages``)."""
@@ -198,6 +203,8 @@ class SegmentationResult:
             "bbox_xyxy": self.bbox_xyxy,
             "score": self.score,
             "size": list(self.mask.shape),
+            "in_domain": self.in_domain,
+            "domain_score": self.domain_score,
         }
 
 

@@ -85,7 +85,7 @@ def main() -> None:
     """Weakly supervised referring image segmentation.
 
     \b
-    Segment what a phrase refers to:   wsris segment IMAGE "man in blue shirt"
+    Segment what a phrase refers to:   wsris segment IMAGE "the large red circle"
     List the models:                   wsris models
     """
 

@@ -29,9 +29,10 @@ def _check_variant(ctx: click.Context, param: click.Parameter, value: str | None
               help="Model name from `wsris models`, a local folder, or hf-hub:org/repo@rev. "
                    "Omit it to evaluate only the trivial baselines.")
 @click.option("--data", "-d", default="shapes:val", show_default=True,
-              help="shapes:SPLIT (train, val, test, compositional), shapes:VARIANT:SPLIT, "
-                   "shapes+:SPLIT, or DATASET:SPLIT_BY:SPLIT@ROOT for a REFER-format "
-                   "dataset, e.g. refcoco+:unc:val@/data/refer, or phrasecut:SPLIT@ROOT.")
+              help="shapes:SPLIT (train, val, test, compositional, drawings), "
+                   "shapes:VARIANT:SPLIT, shapes+:SPLIT, or DATASET:SPLIT_BY:SPLIT@ROOT for "
+                   "a REFER-format dataset, e.g. refcoco+:unc:val@/data/refer, or "
+                   "phrasecut:SPLIT@ROOT.")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None,
               help="Evaluate only the first N samples (expressions); N >= 1.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail",

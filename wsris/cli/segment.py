@@ -139,9 +139,13 @@ def segment_command(
 
     \b
     Examples:
-      wsris segment photo.jpg "man in blue shirt" --overlay overlay.png
-      wsris segment photos/ "the dog" --out-dir masks/
-      wsris segment "shots/**/*.png" "left car" --out-dir masks/ --on-error skip
+      wsris segment drawing.png "the large red circle" --overlay overlay.png
+      wsris segment drawings/ "the blue square" --out-dir masks/
+      wsris segment "shots/**/*.png" "the leftmost star" --out-dir masks/ --on-error skip
+      wsris segment photo.jpg "man in blue shirt" --model albef-refcoco+  # photos
+
+    The bundled models know drawings of coloured shapes (Shapes-Ref); on a picture
+    unlike those they warn that the mask is unreliable.
     """
     from functools import partial
 

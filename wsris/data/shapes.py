@@ -93,7 +93,8 @@ class ShapesRef:
             )
         if config is not None and overrides:
             raise InvalidInputError("pass either config or field overrides, not both")
-        self.config = config if config is not None else variant_config(variant, **overrides)
+        self.config = (config if config is not None
+                       else variant_config(variant, split=split, **overrides))
         self.split = split
         self.variant = variant
         self.seed = int(seed)

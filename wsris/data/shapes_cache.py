@@ -12,6 +12,11 @@ Layout of a cache folder:
 - ``scenes.json``: per scene, the objects' attributes (without masks) and expressions;
 - ``cache.json``: split, variant, seed, size, the generator configuration and a version,
   written last, so a folder without it is an interrupted write and is refused.
+
+A variant whose scenes differ in size (``canvas_sizes``) is stored in parts instead, one
+per worker task: ``part-K.images.u8`` and ``part-K.labels.u8`` hold that task's scenes
+one after the other, flat, and each scene's record in ``scenes.json`` gives its part,
+offset (in pixels) and ``[height, width]`` (cache version 2).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from .shapes import (
 
 __all__ = ["CachedShapes", "write_shapes_cache"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 1  # one fixed image size, whole-set memory maps
+PARTS_VERSION = 2  # scenes of varying sizes, stored in parts
 _OBJECT_FIELDS = ("shape", "colour", "size", "center", "radius", "bbox", "rgb")
 _CHUNK = 256  # scenes per worker task
 
@@ -55,6 +61,8 @@ def _scene_record(sample: ShapesSample) -> dict[str, Any]:
 def _render_chunk(args: tuple) -> list[dict[str, Any]]:
     """Render scenes ``start..stop`` straight into the memory maps (one worker's task)."""
     folder, split, variant, seed, cfg, start, stop, n = args
+    if cfg.canvas_sizes:
+        return _render_part(args)
     size = cfg.image_size
     images = np.memmap(folder / "images.u8", np.uint8, "r+", shape=(n, size, size, 3))
     labels = np.memmap(folder / "labels.u8", np.uint8, "r+", shape=(n, size, size))
@@ -62,13 +70,36 @@ def _render_chunk(args: tuple) -> list[dict[str, Any]]:
     for i in range(start, stop):
         sample = generate_sample(split, i, seed, cfg, variant)
         images[i] = sample.image
-        label = np.zeros((size, size), np.uint8)
-        for k, o in enumerate(sample.objects):
-            label[o.mask] = k + 1
-        labels[i] = label
+        labels[i] = _label_map(sample)
         records.append(_scene_record(sample))
     images.flush()
     labels.flush()
+    return records
+
+
+def _label_map(sample: ShapesSample) -> np.ndarray:
+    label = np.zeros(sample.image.shape[:2], np.uint8)
+    for k, o in enumerate(sample.objects):
+        label[o.mask] = k + 1
+    return label
+
+
+def _render_part(args: tuple) -> list[dict[str, Any]]:
+    """Scenes ``start..stop`` of varying sizes, appended to one part's flat files."""
+    folder, split, variant, seed, cfg, start, stop, _ = args
+    part = start // _CHUNK
+    records = []
+    offset = 0
+    with open(folder / f"part-{part}.images.u8", "wb") as img_f, \
+            open(folder / f"part-{part}.labels.u8", "wb") as lab_f:
+        for i in range(start, stop):
+            sample = generate_sample(split, i, seed, cfg, variant)
+            height, width = sample.image.shape[:2]
+            img_f.write(np.ascontiguousarray(sample.image).tobytes())
+            lab_f.write(_label_map(sample).tobytes())
+            records.append({**_scene_record(sample), "part": part, "offset": offset,
+                            "canvas": [height, width]})
+            offset += height * width
     return records
 
 
@@ -95,13 +126,15 @@ def write_shapes_cache(
     if folder.exists() and any(folder.iterdir()):
         if not overwrite:
             raise InvalidInputError(f"{folder} is not empty; pass overwrite=True to replace it")
-        if not (folder / "cache.json").is_file() and not (folder / "images.u8").is_file():
+        if not (folder / "cache.json").is_file() and not (folder / "images.u8").is_file() \
+                and not (folder / "part-0.images.u8").is_file():
             raise InvalidInputError(f"{folder} is not a Shapes-Ref cache; refusing to replace it")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     size = cfg.image_size
-    np.memmap(folder / "images.u8", np.uint8, "w+", shape=(n, size, size, 3)).flush()
-    np.memmap(folder / "labels.u8", np.uint8, "w+", shape=(n, size, size)).flush()
+    if not cfg.canvas_sizes:
+        np.memmap(folder / "images.u8", np.uint8, "w+", shape=(n, size, size, 3)).flush()
+        np.memmap(folder / "labels.u8", np.uint8, "w+", shape=(n, size, size)).flush()
     tasks = [(folder, split, variant, seed, cfg, s, min(n, s + _CHUNK), n)
              for s in range(0, n, _CHUNK)]
     records: list[dict[str, Any]] = []
@@ -119,7 +152,8 @@ def write_shapes_cache(
                     progress(len(chunk))
     (folder / "scenes.json").write_text(json.dumps(records), encoding="utf-8")
     meta = {
-        "version": CACHE_VERSION, "split": split, "variant": variant, "seed": seed, "n": n,
+        "version": PARTS_VERSION if cfg.canvas_sizes else CACHE_VERSION,
+        "split": split, "variant": variant, "seed": seed, "n": n,
         "image_size": size, "config": dataclasses.asdict(cfg),
     }
     tmp = folder / "cache.json.tmp"
@@ -150,9 +184,9 @@ class CachedShapes(ShapesRef):
                 "`wsris data cache`"
             )
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("version") != CACHE_VERSION:
+        if meta.get("version") not in (CACHE_VERSION, PARTS_VERSION):
             raise DatasetError(f"{folder}: cache version {meta.get('version')} is not "
-                               f"{CACHE_VERSION}; write it again")
+                               f"{CACHE_VERSION} or {PARTS_VERSION}; write it again")
         self.folder = folder
         self.split: str = meta["split"]
         self.variant: str = meta["variant"]
@@ -160,25 +194,47 @@ class CachedShapes(ShapesRef):
         self.length = int(meta["n"])
         self.config = ShapesConfig(**{k: _tupled(v) for k, v in meta["config"].items()})
         size = int(meta["image_size"])
+        self._scenes = json.loads((folder / "scenes.json").read_text(encoding="utf-8"))
+        if len(self._scenes) != self.length:
+            raise DatasetError(f"{folder}: {len(self._scenes)} scene records for "
+                               f"{self.length} images")
+        self._parts: dict[int, tuple[np.memmap, np.memmap]] = {}
         try:
+            if meta["version"] == PARTS_VERSION:
+                for part in sorted({int(r["part"]) for r in self._scenes}):
+                    self._parts[part] = (
+                        np.memmap(folder / f"part-{part}.images.u8", np.uint8, "r"),
+                        np.memmap(folder / f"part-{part}.labels.u8", np.uint8, "r"),
+                    )
+                return
             self._images = np.memmap(folder / "images.u8", np.uint8, "r",
                                      shape=(self.length, size, size, 3))
             self._labels = np.memmap(folder / "labels.u8", np.uint8, "r",
                                      shape=(self.length, size, size))
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{folder}: cache arrays unreadable or truncated: {exc}") from exc
-        self._scenes = json.loads((folder / "scenes.json").read_text(encoding="utf-8"))
-        if len(self._scenes) != self.length:
-            raise DatasetError(f"{folder}: {len(self._scenes)} scene records for "
-                               f"{self.length} images")
+
+    def _arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scene ``index``'s image and label map, as views of the memory maps."""
+        if not self._parts:
+            return self._images[index], self._labels[index]
+        record = self._scenes[index]
+        images, labels = self._parts[int(record["part"])]
+        height, width = record["canvas"]
+        start, stop = int(record["offset"]), int(record["offset"]) + height * width
+        if stop > labels.shape[0] or 3 * stop > images.shape[0]:
+            raise DatasetError(f"{self.folder}: part {record['part']} is truncated")
+        return (images[3 * start:3 * stop].reshape(height, width, 3),
+                labels[start:stop].reshape(height, width))
 
     def image(self, index: int) -> np.ndarray:
         """Scene ``index``'s image alone, ``uint8 [H, W, 3]`` (no masks decoded)."""
-        return np.array(self._images[index])
+        return np.array(self._arrays(index)[0])
 
     def _scene(self, index: int) -> ShapesSample:
         record = self._scenes[index]
-        label = np.asarray(self._labels[index])
+        image, label = self._arrays(index)
+        label = np.asarray(label)
         objects = [
             ShapeObject(
                 shape=o["shape"], colour=o["colour"], size=o["size"],
@@ -188,7 +244,7 @@ class CachedShapes(ShapesRef):
             for k, o in enumerate(record["objects"])
         ]
         return ShapesSample(
-            image=np.array(self._images[index]),
+            image=np.array(image),
             objects=objects,
             expressions=[Expression(**e) for e in record["expressions"]],
             split=self.split, index=index, seed=self.seed, variant=self.variant,

@@ -37,10 +37,12 @@ SHAPES: tuple[str, ...] = (
 )
 
 KINDS: tuple[str, ...] = ("attribute", "relation", "location", "negation")
-SPLITS: dict[str, int] = {"train": 1, "val": 2, "test": 3, "compositional": 4}
+SPLITS: dict[str, int] = {"train": 1, "val": 2, "test": 3, "compositional": 4, "drawings": 5}
 SIZES: tuple[str, ...] = ("small", "large")
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below", "next to")
 LOCATIONS: tuple[str, ...] = ("left", "right", "top", "bottom")
+BACKGROUNDS: tuple[str, ...] = ("textured", "plain", "gradient")
+OUTLINE_STYLES: tuple[str, ...] = ("dark", "shade", "grey")
 
 _RELATION_WORDS: dict[str, tuple[str, ...]] = {
     "left of": ("left of", "to the left of"),
@@ -102,7 +104,31 @@ class ShapesConfig:
     clutter_probability: float = 0.6
     split_sizes: tuple[tuple[str, int], ...] = (
         ("train", 100_000), ("val", 1000), ("test", 1000), ("compositional", 1000),
+        ("drawings", 1000),
     )
+    # Rendering styles. The defaults are the benchmark's renderer; the training variant
+    # ``drawn`` and the ``drawings`` split set them (see ``VARIANTS`` and ``DRAWINGS``).
+    #: (width, height) choices, one drawn per scene; empty: ``image_size`` square. Object
+    #: sizes and margins are then fractions of the scene's shorter side.
+    canvas_sizes: tuple[tuple[int, int], ...] = ()
+    #: Background styles, one drawn per scene: ``textured`` (muted gradient or smooth
+    #: noise with texture and clutter), ``plain`` (one flat colour of ``plain_colours``)
+    #: or ``gradient`` (a linear or radial blend of two of them).
+    backgrounds: tuple[str, ...] = ("textured",)
+    plain_colours: tuple[tuple[int, int, int], ...] = ()
+    #: Anti-aliased shape edges (partial coverage blended); a pixel belongs to an
+    #: object's mask when more than half of it is covered.
+    antialias: bool = False
+    #: Per-scene object scale drawn from this range (multiplies ``scale``).
+    scale_range: tuple[float, float] | None = None
+    #: Share of scenes whose shapes get an outline; an object whose colour is close to a
+    #: plain background always gets one. Outlines lie inside the mask.
+    outline_probability: float = 0.0
+    #: Outline width range, as a fraction of the scene's shorter side.
+    outline_width: tuple[float, float] = (0.006, 0.016)
+    #: Outline colours: ``dark`` (near black), ``shade`` (a darker shade of the fill) or
+    #: ``grey`` (mid grey), one drawn per scene.
+    outline_styles: tuple[str, ...] = ("dark", "shade")
 
     def __post_init__(self) -> None:
         if self.image_size < 32:
@@ -135,6 +161,19 @@ class ShapesConfig:
             raise InvalidInputError("expressions_per_scene must be at least 1")
         if not 0 <= self.max_overlap < 0.5:
             raise InvalidInputError("max_overlap must be in [0, 0.5)")
+        for w, h in self.canvas_sizes:
+            if min(w, h) < 32:
+                raise InvalidInputError(f"canvas sides must be at least 32, got {w}x{h}")
+        for b in self.backgrounds:
+            if b not in BACKGROUNDS:
+                raise InvalidInputError(f"unknown background {b!r}; known: {BACKGROUNDS}")
+        if not self.backgrounds:
+            raise InvalidInputError("backgrounds must name at least one style")
+        if set(self.backgrounds) - {"textured"} and not self.plain_colours:
+            raise InvalidInputError("plain and gradient backgrounds need plain_colours")
+        for o in self.outline_styles:
+            if o not in OUTLINE_STYLES:
+                raise InvalidInputError(f"unknown outline style {o!r}; known: {OUTLINE_STYLES}")
 
     @property
     def weights(self) -> dict[str, float]:
@@ -164,16 +203,71 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "kind_weights": (("attribute", 1.0),), "min_objects": 2, "max_objects": 3,
         "p_large": 1.0,
     },
+    # Training only: pictures like the ones people draw, beside the benchmark's look.
+    # Plain, gradient and textured backgrounds (white and black among the plain ones),
+    # square and non-square canvases (3:4 to 16:9, shorter side 96-256 px), anti-aliased
+    # shapes over a wider range of sizes and counts, with and without outlines.
+    "drawn": {
+        "canvas_sizes": (
+            (96, 96), (128, 128), (160, 160), (192, 192), (256, 256),
+            (120, 160), (144, 192), (192, 256),  # 3:4
+            (128, 96), (160, 120), (192, 144), (256, 192),  # 4:3
+            (192, 128), (240, 160),  # 3:2
+            (192, 108), (224, 126), (256, 144),  # 16:9
+        ),
+        "backgrounds": ("plain", "plain", "gradient", "textured"),
+        "plain_colours": (
+            (255, 255, 255), (0, 0, 0), (235, 235, 235), (128, 128, 128), (40, 40, 40),
+            (255, 250, 205), (220, 235, 250), (250, 225, 235), (225, 245, 225),
+            (245, 240, 225), (60, 40, 80), (20, 60, 60),
+        ),
+        "antialias": True,
+        "scale_range": (0.7, 1.5),
+        "min_objects": 2,
+        "max_objects": 8,
+        "outline_probability": 0.4,
+        "outline_width": (0.006, 0.016),
+        "outline_styles": ("dark", "shade"),
+        "noise_sigma": (0.0, 4.0),
+        "clutter_probability": 0.3,
+    },
+}
+
+#: The held-out ``drawings`` split's rendering, applied over any variant: choices that no
+#: training variant uses (background colours, canvas sizes, outline colour and widths),
+#: so it measures generalisation to drawings rather than memory of a renderer.
+DRAWINGS: dict[str, Any] = {
+    "canvas_sizes": (
+        (320, 240), (500, 500), (600, 800), (640, 480), (720, 540), (800, 450),
+        (900, 600), (1024, 576), (480, 640), (600, 600),
+    ),
+    "backgrounds": ("plain", "plain", "plain", "gradient"),
+    "plain_colours": (
+        (250, 247, 238), (18, 22, 38), (200, 200, 200), (236, 226, 245), (255, 236, 214),
+        (210, 220, 228), (90, 90, 90), (230, 245, 240),
+    ),
+    "antialias": True,
+    "scale_range": (0.8, 1.3),
+    "min_objects": 2,
+    "max_objects": 6,
+    "outline_probability": 0.4,
+    "outline_width": (0.018, 0.024),
+    "outline_styles": ("grey",),
+    "noise_sigma": (0.0, 0.0),
+    "clutter_probability": 0.0,
 }
 
 
-def variant_config(variant: str = "default", **overrides: Any) -> ShapesConfig:
-    """The configuration of a named variant, with optional field overrides."""
+def variant_config(variant: str = "default", *, split: str | None = None,
+                   **overrides: Any) -> ShapesConfig:
+    """The configuration of a named variant, with optional field overrides; for the
+    ``drawings`` split, with its held-out rendering (:data:`DRAWINGS`) on top."""
     if variant not in VARIANTS:
         raise InvalidInputError(
             f"unknown Shapes-Ref variant {variant!r}; known: {', '.join(VARIANTS)}"
         )
-    return ShapesConfig(**{**VARIANTS[variant], **overrides})
+    style = DRAWINGS if split == "drawings" else {}
+    return ShapesConfig(**{**VARIANTS[variant], **style, **overrides})
 
 
 @dataclass

@@ -104,21 +104,48 @@ def _polygon(shape: str, cx: float, cy: float, d: float, angle: float) -> np.nda
 _SHIFT = 4  # sub-pixel bits for OpenCV drawing
 
 
-def _shape_mask(shape: str, cx: float, cy: float, d: float, angle: float, size: int
-                ) -> np.ndarray:
+def _shape_mask(shape: str, cx: float, cy: float, d: float, angle: float,
+                canvas: tuple[int, int], antialias: bool = False) -> np.ndarray:
+    """The shape's pixels on a ``(width, height)`` canvas: a bool mask, or with
+    ``antialias`` its coverage in [0, 1] (float32)."""
     import cv2  # here, not at import: the text side imports this module for its words
 
-    canvas = np.zeros((size, size), dtype=np.uint8)
+    width, height = canvas
+    canvas_ = np.zeros((height, width), dtype=np.uint8)
     k = 1 << _SHIFT
+    line, value = (cv2.LINE_AA, 255) if antialias else (cv2.LINE_8, 1)
     # OpenCV puts pixel centres on integer coordinates; ours are at +0.5.
     if shape == "circle":
         center = (int(round((cx - 0.5) * k)), int(round((cy - 0.5) * k)))
-        cv2.circle(canvas, center, int(round(0.5 * d * k)), 1, -1, cv2.LINE_8, _SHIFT)
+        cv2.circle(canvas_, center, int(round(0.5 * d * k)), value, -1, line, _SHIFT)
     else:
         pts = _polygon(shape, cx, cy, d, angle)
         pts = np.round((pts - 0.5) * k).astype(np.int32)
-        cv2.fillPoly(canvas, [pts], 1, cv2.LINE_8, _SHIFT)
-    return canvas.astype(bool)
+        cv2.fillPoly(canvas_, [pts], value, line, _SHIFT)
+    if antialias:
+        return canvas_.astype(np.float32) / 255.0
+    return canvas_.astype(bool)
+
+
+def canvas_of(cfg: ShapesConfig) -> tuple[int, int]:
+    """(width, height) of a scene rendered under ``cfg`` (a scene's own configuration
+    names one canvas; the default is ``image_size`` square)."""
+    if cfg.canvas_sizes:
+        return cfg.canvas_sizes[0]
+    return cfg.image_size, cfg.image_size
+
+
+def _scene_config(rng: np.random.Generator, cfg: ShapesConfig) -> ShapesConfig:
+    """The configuration of one scene: its canvas and object scale drawn where ``cfg``
+    gives choices (no draw, and ``cfg`` itself, for the benchmark's configuration)."""
+    changes: dict[str, Any] = {}
+    if cfg.canvas_sizes:
+        w, h = _choose(rng, cfg.canvas_sizes)
+        changes.update(canvas_sizes=((int(w), int(h)),), image_size=int(min(w, h)))
+    if cfg.scale_range is not None:
+        changes.update(scale=cfg.scale * float(rng.uniform(*cfg.scale_range)),
+                       scale_range=None)
+    return cfg.replace(**changes) if changes else cfg
 
 
 def _muted_colour(rng: np.random.Generator) -> np.ndarray:
@@ -127,12 +154,35 @@ def _muted_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, cfg: ShapesConfig) -> np.ndarray:
+    style = _choose(rng, cfg.backgrounds) if len(cfg.backgrounds) > 1 else cfg.backgrounds[0]
+    if style == "textured":
+        return _textured_background(rng, cfg)
+    width, height = canvas_of(cfg)
+    c1 = np.array(_choose(rng, cfg.plain_colours), dtype=np.float32)
+    if style == "plain":
+        return np.broadcast_to(c1, (height, width, 3)).copy()
+    c2 = np.array(_choose(rng, cfg.plain_colours), dtype=np.float32)
+    c2 = c1 + (c2 - c1) * rng.uniform(0.2, 0.6)  # a gentle blend towards another colour
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = yy / max(height - 1, 1), xx / max(width - 1, 1)
+    if rng.random() < 0.5:
+        a = rng.uniform(0, 2 * np.pi)
+        t = xx * np.cos(a) + yy * np.sin(a)
+    else:
+        px, py = rng.random(2)
+        t = np.hypot(xx - px, yy - py)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    return c1[None, None, :] * (1 - t[..., None]) + c2[None, None, :] * t[..., None]
+
+
+def _textured_background(rng: np.random.Generator, cfg: ShapesConfig) -> np.ndarray:
     import cv2  # here, not at import: the text side imports this module for its words
 
-    n = cfg.image_size
+    width, height = canvas_of(cfg)
     c1, c2 = _muted_colour(rng), _muted_colour(rng)
     kind = int(rng.integers(3))
-    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) / max(n - 1, 1)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = yy / max(height - 1, 1), xx / max(width - 1, 1)
     if kind == 0:  # linear gradient
         a = rng.uniform(0, 2 * np.pi)
         t = xx * np.cos(a) + yy * np.sin(a)
@@ -142,12 +192,12 @@ def _background(rng: np.random.Generator, cfg: ShapesConfig) -> np.ndarray:
     else:  # smooth noise
         g = int(rng.integers(3, 8))
         small = rng.random((g, g)).astype(np.float32)
-        t = cv2.resize(small, (n, n), interpolation=cv2.INTER_CUBIC)
+        t = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     img = c1[None, None, :] * (1 - t[..., None]) + c2[None, None, :] * t[..., None]
     # Low-frequency texture.
     g = int(rng.integers(6, 17))
-    tex = cv2.resize(rng.standard_normal((g, g)).astype(np.float32), (n, n),
+    tex = cv2.resize(rng.standard_normal((g, g)).astype(np.float32), (width, height),
                      interpolation=cv2.INTER_LINEAR)
     img += tex[..., None] * rng.uniform(0, 12)
     if rng.random() < cfg.clutter_probability:  # thin lines and dots in muted colours
@@ -155,13 +205,19 @@ def _background(rng: np.random.Generator, cfg: ShapesConfig) -> np.ndarray:
         for _ in range(int(rng.integers(3, 13))):
             colour = tuple(float(c) for c in _muted_colour(rng))
             if rng.random() < 0.5:
-                p1 = tuple(int(v) for v in rng.integers(0, n, 2))
-                p2 = tuple(int(v) for v in rng.integers(0, n, 2))
+                p1 = _point(rng, width, height)
+                p2 = _point(rng, width, height)
                 cv2.line(img, p1, p2, colour, 1, cv2.LINE_AA)
             else:
-                p = tuple(int(v) for v in rng.integers(0, n, 2))
+                p = _point(rng, width, height)
                 cv2.circle(img, p, int(rng.integers(1, 3)), colour, -1, cv2.LINE_AA)
     return img
+
+
+def _point(rng: np.random.Generator, width: int, height: int) -> tuple[int, int]:
+    if width == height:  # one draw of two, as the benchmark's splits were rendered
+        return tuple(int(v) for v in rng.integers(0, width, 2))  # type: ignore[return-value]
+    return int(rng.integers(0, width)), int(rng.integers(0, height))
 
 
 # --------------------------------------------------------------------------------------
@@ -209,15 +265,19 @@ def _object_specs(rng, cfg: ShapesConfig, split: str, n: int) -> list[tuple[str,
 
 
 def _place(rng, cfg: ShapesConfig, radii: Sequence[float]) -> list[tuple[float, float]] | None:
-    n = cfg.image_size
+    width, height = canvas_of(cfg)
     centres: list[tuple[float, float]] = []
-    gap = 0.015 * n
+    gap = 0.015 * cfg.image_size
     for r in radii:
-        lo, hi = r + 1.0, n - r - 1.0
-        if hi <= lo:
+        lo = r + 1.0
+        hi_x, hi_y = width - r - 1.0, height - r - 1.0
+        if min(hi_x, hi_y) <= lo:
             return None
         for _ in range(200):
-            x, y = rng.uniform(lo, hi, 2)
+            if width == height:  # one draw of two, as the benchmark's splits were rendered
+                x, y = rng.uniform(lo, hi_x, 2)
+            else:
+                x, y = rng.uniform((lo, lo), (hi_x, hi_y))
             if all(math.hypot(x - cx, y - cy) >= (r + cr) * (1 - cfg.max_overlap) + gap
                    for (cx, cy), cr in zip(centres, radii, strict=False)):
                 centres.append((float(x), float(y)))
@@ -235,9 +295,9 @@ def _jitter(rng, rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 def _render_scene(rng, cfg: ShapesConfig, split: str
-                  ) -> tuple[list[ShapeObject], int] | None:
-    """Objects with exact masks and the index of the designated target; None when
-    placement failed."""
+                  ) -> tuple[list[ShapeObject], int, list[np.ndarray] | None] | None:
+    """Objects with exact masks, the index of the designated target and (anti-aliased
+    rendering only) each object's coverage; None when placement failed."""
     n_obj = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
     specs = _object_specs(rng, cfg, split, n_obj)
     order = rng.permutation(len(specs))
@@ -250,11 +310,16 @@ def _render_scene(rng, cfg: ShapesConfig, split: str
     if centres is None:
         return None
     raw = []
+    coverage: list[np.ndarray] | None = [] if cfg.antialias else None
     for (_, s, _), d, (cx, cy) in zip(specs, diam, centres, strict=True):
         angle = np.deg2rad(rng.uniform(-12, 12))
         if s == "hexagon":  # kept upright: its flat top and bottom tell it from a circle
             angle = 0.0
-        raw.append(_shape_mask(s, cx, cy, d, angle, cfg.image_size))
+        drawn = _shape_mask(s, cx, cy, d, angle, canvas_of(cfg), cfg.antialias)
+        if coverage is not None:
+            coverage.append(drawn)
+            drawn = drawn > 0.5
+        raw.append(drawn)
     # Later objects are drawn on top: visible mask = own pixels minus later objects'.
     visible = []
     covered = np.zeros_like(raw[0])
@@ -270,16 +335,59 @@ def _render_scene(rng, cfg: ShapesConfig, split: str
             shape=s, colour=c, size=z, center=ctr, radius=float(r), bbox=mask_bbox(m), mask=m,
             rgb=_jitter(rng, COLOURS[c]),
         ))
-    return objects, target
+    return objects, target, coverage
 
 
-def _compose_image(rng, cfg: ShapesConfig, objects: Sequence[ShapeObject]) -> np.ndarray:
+def _compose_image(rng, cfg: ShapesConfig, objects: Sequence[ShapeObject],
+                   coverage: Sequence[np.ndarray] | None = None) -> np.ndarray:
     img = _background(rng, cfg)
-    for o in objects:
-        img[o.mask] = o.rgb
+    outline = _outline(rng, cfg)
+    background = img.reshape(-1, 3).mean(axis=0)
+    for k, o in enumerate(objects):
+        if coverage is None:
+            img[o.mask] = o.rgb
+        else:  # blend the edges; pixels under later objects are painted over by them
+            a = coverage[k][..., None]
+            img = img * (1 - a) + np.asarray(o.rgb, np.float32) * a
+        low_contrast = (cfg.outline_probability > 0 and "plain" in cfg.backgrounds
+                        and np.abs(np.asarray(o.rgb) - background).max() < 60)
+        if outline is not None or low_contrast:
+            style, width = outline or ("dark", _outline_width(cfg))
+            # at most a fifth of the object's circumradius, so small shapes keep their fill
+            ring = o.mask & ~_eroded(o.mask, max(1, min(width, int(0.2 * o.radius))))
+            img[ring] = _outline_colour(style, o.rgb)
     sigma = rng.uniform(*cfg.noise_sigma)
     img = img + rng.standard_normal(img.shape).astype(np.float32) * sigma
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _outline_width(cfg: ShapesConfig) -> int:
+    return max(1, int(round(float(np.mean(cfg.outline_width)) * cfg.image_size)))
+
+
+def _outline(rng, cfg: ShapesConfig) -> tuple[str, int] | None:
+    """This scene's outline (colour style, width in px), or None; no draw when outlines
+    are off."""
+    if cfg.outline_probability <= 0 or rng.random() >= cfg.outline_probability:
+        return None
+    style = _choose(rng, cfg.outline_styles)
+    width = max(1, int(round(rng.uniform(*cfg.outline_width) * cfg.image_size)))
+    return style, width
+
+
+def _outline_colour(style: str, rgb: Sequence[int]) -> tuple[int, int, int]:
+    if style == "dark":
+        return (20, 20, 20)
+    if style == "grey":
+        return (128, 128, 128)
+    return tuple(int(v * 0.55) for v in rgb)  # type: ignore[return-value]
+
+
+def _eroded(mask: np.ndarray, width: int) -> np.ndarray:
+    import cv2  # here, not at import: the text side imports this module for its words
+
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    return cv2.erode(mask.astype(np.uint8), kernel, borderValue=0).astype(bool)
 
 
 def _rng(split: str, index: int, seed: int) -> np.random.Generator:
@@ -298,16 +406,17 @@ def generate_sample(split: str, index: int, seed: int = 0,
     the compositional split); later expressions to the same or another eligible object.
     Exactly ``config.expressions_per_scene`` distinct expressions are returned.
     """
-    cfg = config if config is not None else variant_config(variant)
+    base = config if config is not None else variant_config(variant, split=split)
     rng = _rng(split, index, seed)
-    _, held = _pairs(cfg)
+    _, held = _pairs(base)
     for _attempt in range(100):
+        cfg = _scene_config(rng, base)
         scene = _render_scene(rng, cfg, split)
         if scene is None:
             continue
         # The designated target shares its shape with one distractor and its colour with
         # another, and no other object has all three of its attributes.
-        objects, target = scene
+        objects, target, coverage = scene
         exprs: list[Expression] = []
         first = _expression_for(rng, target, objects, cfg, set())
         if first is None:
@@ -330,7 +439,7 @@ def generate_sample(split: str, index: int, seed: int = 0,
             exprs.append(e)
         if not ok:
             continue
-        image = _compose_image(rng, cfg, objects)
+        image = _compose_image(rng, cfg, objects, coverage)
         return ShapesSample(image=image, objects=objects, expressions=exprs, split=split,
                             index=index, seed=seed, variant=variant)
     raise DatasetError(  # pragma: no cover - only with extreme configurations

@@ -1,6 +1,7 @@
 """Dataset specs as the command line writes them.
 
-* ``shapes:SPLIT`` - the Shapes-Ref benchmark (generated on the fly), e.g. ``shapes:val``;
+* ``shapes:SPLIT`` - the Shapes-Ref benchmark (generated on the fly), e.g. ``shapes:val``
+  or the held-out ``shapes:drawings``;
   ``shapes:VARIANT:SPLIT`` for a named variant (``shapes:plus:val``); ``shapes+:SPLIT`` is
   short for the RefCOCO+-like ``plus`` variant.
 * ``DATASET:SPLIT_BY:SPLIT@ROOT`` - a REFER-format dataset under ROOT, e.g.

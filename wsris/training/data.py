@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..images import to_model_input
+from ..images import pad_to_square, resize_mode, to_model_input
 from ..text import TextBatch, Tokenizer
 
 
@@ -53,6 +53,13 @@ class PairBatch:
         )
 
 
+def _pad_widths(shape: tuple[int, ...], offset: tuple[int, int]) -> list[tuple[int, int]]:
+    """np.pad widths that put an ``shape`` array at ``offset`` in its padded square."""
+    side = max(shape)
+    (top, left), (h, w) = offset, shape
+    return [(top, side - h - top), (left, side - w - left)]
+
+
 class PairCollator:
     """Groups the texts of one image onto one image row (so contrastive losses never
     treat an image's own second expression as a negative)."""
@@ -70,7 +77,10 @@ class PairCollator:
                 rows[s.image_id] = len(pixels)
                 pixels.append(to_model_input(s.image, self.preprocessing))
             index.append(rows[s.image_id])
-            m = Image.fromarray(s.mask.astype(np.uint8) * 255).resize((width, height))
+            mask = s.mask.astype(np.uint8) * 255
+            if resize_mode(self.preprocessing) == "pad":  # as the image: zeros, not edges
+                mask = np.pad(mask, _pad_widths(mask.shape, pad_to_square(mask)[1]))
+            m = Image.fromarray(mask).resize((width, height))
             masks.append(torch.from_numpy(np.asarray(m) > 127))
         return PairBatch(
             torch.stack(pixels),

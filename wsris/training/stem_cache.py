@@ -45,7 +45,10 @@ def stem_fingerprint(backbone: nn.Module, preprocessing: dict[str, Any]) -> str:
         h.update(str(tuple(value.shape)).encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     keys = ("mean", "std", "size", "interpolation")
-    h.update(json.dumps({k: preprocessing.get(k) for k in keys}, default=list).encode())
+    described = {k: preprocessing.get(k) for k in keys}
+    if "resize" in preprocessing:  # only when given, so older caches keep their keys
+        described["resize"] = preprocessing["resize"]
+    h.update(json.dumps(described, default=list).encode())
     h.update(str(STEM_CACHE_VERSION).encode())
     return h.hexdigest()
 
