@@ -87,6 +87,7 @@ def main() -> None:
     \b
     Segment what a phrase refers to:   wsris segment IMAGE "the large red circle"
     List the models:                   wsris models
+    Try them in a web page:            wsris demo
     """
 
 

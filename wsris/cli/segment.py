@@ -142,7 +142,7 @@ def segment_command(
       wsris segment drawing.png "the large red circle" --overlay overlay.png
       wsris segment drawings/ "the blue square" --out-dir masks/
       wsris segment "shots/**/*.png" "the leftmost star" --out-dir masks/ --on-error skip
-      wsris segment photo.jpg "man in blue shirt" --model albef-refcoco+  # photos
+      wsris segment photo.jpg "man on the right" --model tris-refcoco  # photos
 
     The bundled models know drawings of coloured shapes (Shapes-Ref); on a picture
     unlike those they warn that the mask is unreliable.
