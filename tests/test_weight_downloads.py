@@ -4,6 +4,7 @@ behind on failure (loopback servers; manifest URLs are trusted, so loopback is a
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -148,3 +149,21 @@ def test_the_deadline_setting(monkeypatch):
         monkeypatch.setenv("WSRIS_DOWNLOAD_TIMEOUT", bad)
         with pytest.raises(ConfigError, match="WSRIS_DOWNLOAD_TIMEOUT"):
             default_download_deadline()
+
+
+@pytest.mark.parametrize("target,needle", [
+    ("http://objects.example/w.pth", "from https to http"),
+    ("ftp://objects.example/w.pth", "only http(s) redirects"),
+])
+def test_the_weights_redirect_policy_refuses_a_downgrade(target, needle):
+    """No TLS server here: the policy is asked directly about an https redirect."""
+    import email.message
+    import urllib.request
+
+    from wsris.url_fetch import _CrossHostRedirectHandler, _Refused
+
+    headers = email.message.Message()
+    headers["Location"] = target
+    request = urllib.request.Request("https://releases.example/w.pth")
+    with pytest.raises(_Refused, match=re.escape(needle)):
+        _CrossHostRedirectHandler().http_error_302(request, None, 302, "Found", headers)
