@@ -310,11 +310,11 @@ def test_frozen_text_features_are_cached_and_equal_the_encoder(tmp_path):
     with torch.no_grad():
         direct = obj.model.encode_text(tb.input_ids, tb.attention_mask)
     torch.testing.assert_close(feats, direct.float())
-    with pytest.raises(ManifestError, match="unknown sag loss"):
-        build_objective(_config(tmp_path / "g", loss={"frozen_txt": True}), torch.device("cpu"))
+    # the loss section is checked when the recipe loads, before any objective is built
+    with pytest.raises(ManifestError, match="did you mean 'frozen_text'"):
+        _config(tmp_path / "g", loss={"frozen_txt": True})
     with pytest.raises(ManifestError, match="false_negative_rule must be one of"):
-        build_objective(_config(tmp_path / "r", loss={"false_negative_rule": "whole"}),
-                        torch.device("cpu"))
+        _config(tmp_path / "r", loss={"false_negative_rule": "whole"})
 
 
 def test_frozen_text_cache_feeds_a_trainable_text_head(tmp_path):

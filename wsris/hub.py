@@ -16,7 +16,12 @@ from importlib import resources
 from pathlib import Path
 
 from .checksums import sha256_file
-from .errors import ChecksumMismatchError, UnknownModelError, WeightsNotAvailableError
+from .errors import (
+    ChecksumMismatchError,
+    ConfigError,
+    UnknownModelError,
+    WeightsNotAvailableError,
+)
 from .registry import FileSpec, ModelSpec, Source
 
 CONFIG_NAME = "config.json"
@@ -153,21 +158,25 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
             f"{offline_reason(local_files_only)}; run `wsris download {spec.name}` while "
             f"online, or {how}"
         )
-    import torch.hub
-
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         raw = Path(tmp) / Path(source.url).name
         try:
-            torch.hub.download_url_to_file(source.url, str(raw), progress=True)
+            _download(source.url, raw)
+        except ConfigError:  # a bad $WSRIS_DOWNLOAD_TIMEOUT
+            raise
         except Exception as exc:  # urllib raises many types; all mean "not available"
             import urllib.error
 
-            if isinstance(exc, urllib.error.URLError) and not isinstance(
-                exc, urllib.error.HTTPError
+            from .url_fetch import DownloadError
+
+            if (isinstance(exc, DownloadError) and exc.unreachable) or (
+                isinstance(exc, urllib.error.URLError)
+                and not isinstance(exc, urllib.error.HTTPError)
             ):
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
                 raise WeightsNotAvailableError(
-                    f"{spec.name}: cannot reach {source.url} ({exc.reason}): no network, or "
+                    f"{spec.name}: cannot reach {source.url} ({reason}): no network, or "
                     f"a firewall or proxy in the way? Or {how}"
                 ) from exc
             raise WeightsNotAvailableError(
@@ -187,6 +196,20 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
         run_converter(source.converter, raw, out)
         out.rename(target)  # atomic: a half-converted folder is never seen
     return target
+
+
+def _download(url: str, dest: Path) -> None:
+    """http(s): one total deadline (``$WSRIS_DOWNLOAD_TIMEOUT``, default 3600 s) and a
+    redirect policy (:func:`wsris.url_fetch.download_to_file`); other schemes (file://)
+    through torch.hub."""
+    if url.lower().startswith(("http://", "https://")):
+        from .url_fetch import download_to_file
+
+        download_to_file(url, dest)
+    else:
+        import torch.hub
+
+        torch.hub.download_url_to_file(url, str(dest), progress=True)
 
 
 def fetch(

@@ -92,6 +92,7 @@ class TrainConfig:
         if not self.output_dir.strip():
             raise ConfigError(f"{where}: output_dir is empty")
         _check_model_section(self, where)
+        loss_settings(self, where)
         return self
 
     @classmethod
@@ -170,6 +171,22 @@ def _check_schedule(s: ScheduleConfig, where: str) -> None:
     if not s.time_limit_minutes >= 0:
         raise _fail(where, "time_limit_minutes",
                     f"must be >= 0 (0: none), got {s.time_limit_minutes}")
+
+
+def loss_settings(config: TrainConfig, where: str = "recipe") -> Any:
+    """The recipe's ``loss:`` section as its method's loss dataclass (the objective's
+    ``loss_config``: defaults filled in, every key, type and range checked), or None for a
+    method whose objective declares none. Errors are :class:`ConfigError` naming the key."""
+    from ..methods import get_method, load_object
+
+    spec = get_method(config.method)
+    if spec.objective is None:
+        return None
+    loss_class = getattr(load_object(spec.objective), "loss_config", None)
+    if loss_class is None:
+        return None
+    return from_mapping(loss_class, config.loss, f"{where}: loss",
+                        getattr(loss_class, "check", None))
 
 
 def _check_model_section(config: TrainConfig, where: str) -> None:

@@ -24,7 +24,9 @@ whose head phrase fits an object of the image; see :mod:`wsris.training.false_ne
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,8 +34,8 @@ import torch.nn.functional as F
 
 from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...blocks.noun_chunks import chunk_batch
-from ...errors import ManifestError
 from ...models.bert import IndexedImages
+from ...strict import from_mapping
 from ...training.false_negatives import (
     batch_scenes,
     describable,
@@ -50,23 +52,49 @@ from .losses import (
 )
 from .text_negatives import SHAPES_REF_SWAPS, build_swap_table, perturb_caption
 
-DEFAULTS: dict[str, Any] = {
-    "itc": 1.0,
-    "itm": 1.0,
-    "intra": 0.0,
-    "inter": 0.0,
-    "tau": 0.3,
-    "inter_reduction": "mean",
-    "exclude_negation": True,
-    "chunk_losses_from_step": 0,
-    "hard_negatives_from_step": 0,
-    "box": 0.0,
-    "semi": 0.0,
-    "semi_fraction": 0.0,
-    "gradcam_layer": None,
-    "text_negatives": False,
-    "filter_false_negatives": False,
-}
+
+@dataclass
+class ChunkLoss:
+    """The ``loss:`` section of a chunk recipe (see the module docstring), checked by
+    type at recipe load and by range in :meth:`check`."""
+
+    itc: float = 1.0
+    itm: float = 1.0
+    intra: float = 0.0
+    inter: float = 0.0
+    tau: float = 0.3
+    inter_reduction: str = "mean"
+    exclude_negation: bool = True
+    chunk_losses_from_step: int = 0
+    hard_negatives_from_step: int = 0
+    box: float = 0.0
+    semi: float = 0.0
+    semi_fraction: float = 0.0
+    gradcam_layer: int | None = None
+    text_negatives: bool = False
+    filter_false_negatives: bool = False
+
+    def check(self) -> None:
+        for name in ("itc", "itm", "intra", "inter", "box", "semi"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} is a weight: must be >= 0, got "
+                                 f"{getattr(self, name)}")
+        if not self.tau > 0:
+            raise ValueError(f"tau must be > 0, got {self.tau}")
+        if self.inter_reduction not in PIXEL_REDUCTIONS:
+            raise ValueError(f"inter_reduction must be one of {list(PIXEL_REDUCTIONS)}, "
+                             f"got {self.inter_reduction!r}")
+        for name in ("chunk_losses_from_step", "hard_negatives_from_step"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.semi_fraction <= 1:
+            raise ValueError(f"semi_fraction must be in [0, 1], got {self.semi_fraction}")
+        if self.gradcam_layer is not None and self.gradcam_layer < 0:
+            raise ValueError(f"gradcam_layer must be >= 0, got {self.gradcam_layer}")
+
+
+#: The default loss settings, by name.
+DEFAULTS: dict[str, Any] = dataclasses.asdict(ChunkLoss())
 
 
 def _sample_rows(weights: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -97,19 +125,13 @@ def negative_weights(
 
 class ChunkObjective(Objective):
     method = "chunk"
+    loss_config = ChunkLoss
     reads_stem_features = True
 
     def __init__(self, config, device) -> None:
         super().__init__(config, device)
-        unknown = sorted(set(config.loss) - set(DEFAULTS))
-        if unknown:
-            raise ManifestError(f"recipe: unknown chunk loss option(s) {unknown}")
-        self.weights = {**DEFAULTS, **config.loss}
-        if self.weights["inter_reduction"] not in PIXEL_REDUCTIONS:
-            raise ManifestError(
-                f"recipe: loss.inter_reduction must be one of {PIXEL_REDUCTIONS}, got "
-                f"{self.weights['inter_reduction']!r}"
-            )
+        self.weights = dataclasses.asdict(
+            from_mapping(ChunkLoss, config.loss, "recipe: loss", ChunkLoss.check))
         self.swap_table = build_swap_table(SHAPES_REF_SWAPS)
 
     def _itc(self, img_f, txt_f, image_index) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,12 +22,14 @@ attends to, so that "the circle that is not red" looks away from what "red" find
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from ...errors import ManifestError
+from ...strict import from_mapping
 from ...training.objectives import Objective
 from .losses import (
     c3_loss,
@@ -37,11 +39,39 @@ from .losses import (
     subject_consistency_loss,
 )
 
-LOSS_DEFAULTS: dict[str, Any] = {"c3": 1.0, "recon": 1.0, "recon_only_steps": 0,
-                                 "frozen_text": False, "filter_false_negatives": False,
-                                 "false_negatives_from_step": 0,
-                                 "false_negative_rule": "head", "subject": 0.0,
-                                 "negation": 0.0}
+
+@dataclass
+class SagLoss:
+    """The ``loss:`` section of a sag recipe (see the module docstring), checked by type
+    at recipe load and by range in :meth:`check`."""
+
+    c3: float = 1.0
+    recon: float = 1.0
+    recon_only_steps: int = 0
+    frozen_text: bool = False
+    filter_false_negatives: bool = False
+    false_negatives_from_step: int = 0
+    false_negative_rule: str = "head"
+    subject: float = 0.0
+    negation: float = 0.0
+
+    def check(self) -> None:
+        from ...training.false_negatives import RULES
+
+        for name in ("c3", "recon", "subject", "negation"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} is a weight: must be >= 0, got "
+                                 f"{getattr(self, name)}")
+        for name in ("recon_only_steps", "false_negatives_from_step"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.false_negative_rule not in RULES:
+            raise ValueError(f"false_negative_rule must be one of {list(RULES)}, got "
+                             f"{self.false_negative_rule!r}")
+
+
+#: The default loss settings, by name.
+LOSS_DEFAULTS: dict[str, Any] = dataclasses.asdict(SagLoss())
 
 
 def _first_sample_per_image(data, limit: int) -> list[int]:
@@ -57,25 +87,19 @@ def _first_sample_per_image(data, limit: int) -> list[int]:
 
 class SagObjective(Objective):
     method = "sag"
+    loss_config = SagLoss
 
     def __init__(self, config, device) -> None:
         super().__init__(config, device)
-        unknown = sorted(set(config.loss) - set(LOSS_DEFAULTS))
-        if unknown:
-            raise ManifestError(f"recipe: unknown sag loss option(s) {unknown}; known: "
-                                f"{sorted(LOSS_DEFAULTS)}")
-        from ...training.false_negatives import RULES
-
-        if self._weights()["false_negative_rule"] not in RULES:
-            raise ManifestError(f"recipe: loss.false_negative_rule must be one of {RULES}, "
-                                f"got {self._weights()['false_negative_rule']!r}")
+        self._loss = dataclasses.asdict(
+            from_mapping(SagLoss, config.loss, "recipe: loss", SagLoss.check))
         self._text_cache: dict[str, torch.Tensor] = {}
         if self._weights()["frozen_text"]:
             self.model.text_encoder.requires_grad_(False)
             self.model.text_proj.requires_grad_(False)
 
     def _weights(self) -> dict[str, Any]:
-        return {**LOSS_DEFAULTS, **self.train_config.loss}
+        return self._loss
 
     def _frozen_text_features(self, texts: list[str]) -> torch.Tensor:
         """Text features over a fixed text encoder and projection: their part
