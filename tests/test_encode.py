@@ -44,6 +44,7 @@ def count_calls(monkeypatch, obj, name: str) -> list[int]:
     return calls
 
 
+@pytest.mark.filterwarnings("ignore::wsris.domain.DomainWarning")  # off-domain scene
 @pytest.mark.parametrize("model", ["albef-chunk-shapes", "sag-shapes", "tiny"])
 def test_encoded_image_gives_identical_results(model, tiny_folder):
     seg = wsris.load(tiny_folder if model == "tiny" else model, device="cpu")
@@ -57,6 +58,7 @@ def test_encoded_image_gives_identical_results(model, tiny_folder):
         assert_same(got, want)
 
 
+@pytest.mark.filterwarnings("ignore::wsris.domain.DomainWarning")  # off-domain scene
 def test_chunk_image_side_runs_once_per_option_set(monkeypatch):
     seg = wsris.load("albef-chunk-shapes", device="cpu")
     from wsris.blocks import proposals
@@ -96,6 +98,7 @@ def test_sag_slots_are_discovered_once_per_seed(monkeypatch, tiny_folder):
     assert_same(seg.segment(encoded, "red"), seg.segment(scene(), "red"))
 
 
+@pytest.mark.filterwarnings("ignore::wsris.domain.DomainWarning")  # off-domain scene
 def test_encoded_image_survives_inference_mode():
     seg = wsris.load("albef-chunk-shapes", device="cpu")
     with torch.inference_mode():

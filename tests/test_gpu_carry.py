@@ -47,6 +47,7 @@ def test_transport_keeps_reachable_rows_and_zeroes_the_rest(transport):
         assert torch.allclose(got, want, rtol=2**-10, atol=1e-6), name
 
 
+@pytest.mark.filterwarnings("ignore::wsris.domain.DomainWarning")  # off-domain scene
 def test_sag_shapes_masks_survive_the_transport(transport, monkeypatch):
     texts = ["the red square", "the blue shape", "the large circle"]
     real = wsris.load("sag-shapes", device="cpu").segment(scene(), texts)

@@ -41,6 +41,7 @@ def test_loaded_state_equals_an_ordinarily_built_model(index, tmp_path):
         p.requires_grad for p in source.parameters()]
 
 
+@pytest.mark.filterwarnings("ignore::wsris.domain.DomainWarning")  # off-domain scene
 def test_bundled_models_give_the_same_maps_either_way(monkeypatch):
     fast = wsris.load("sag-shapes", device="cpu").segment(scene(), "red")
     monkeypatch.setattr(wsris.api, "build_for_loading", build_model)
