@@ -12,7 +12,7 @@ import yaml
 from wsris.errors import ConfigError
 from wsris.methods.chunk.objective import ChunkLoss
 from wsris.methods.sag.objective import SagLoss
-from wsris.training.config import TrainConfig, loss_settings
+from wsris.training.config import TrainConfig, loss_settings, read_recipe
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RECIPES = sorted(CONFIGS.rglob("*.yaml"))  # the ablation recipes too
@@ -25,7 +25,7 @@ def _defaults(method: str) -> dict:
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_every_recipe_keeps_its_loss_values(path):
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_recipe(path)  # its extends: chain resolved
     config = TrainConfig.from_yaml(path)
     effective = dataclasses.asdict(loss_settings(config))
     expected = {**_defaults(raw["method"]), **(raw.get("loss") or {})}

@@ -1,6 +1,8 @@
 """Training recipes: ``configs/*.yaml`` -> :class:`TrainConfig`.
 
-A recipe has five sections; every field has a default except ``method`` and ``model``:
+A recipe has five sections; every field has a default except ``method`` and ``model``.
+``extends: other.yaml`` (relative to the recipe) starts from another recipe: mappings
+merge key by key and anything else the recipe sets replaces the other's value.
 
 ```yaml
 method: sag                  # a registered method (wsris.methods)
@@ -115,17 +117,48 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read a recipe; ``extends: OTHER.yaml`` (relative to the recipe's folder) starts
+        from that recipe and overrides what this one sets (see :func:`read_recipe`)."""
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"recipe not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        return cls.from_dict(raw, where=str(path))
+        return cls.from_dict(read_recipe(path), where=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` laid over it: mappings merge key by key, everything else
+    (lists included) is replaced whole."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_recipe(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe at ``path`` as one mapping, its ``extends:`` chain resolved."""
+    if not path.is_file():
+        raise ConfigError(f"recipe not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    parent = raw.pop("extends")
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"{path}: extends must be the path of another recipe")
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in _seen or parent_path == path.resolve():
+        chain = " -> ".join(str(p) for p in (*_seen, path.resolve(), parent_path))
+        raise ConfigError(f"{path}: recipes extend each other in a loop: {chain}")
+    base = read_recipe(parent_path, (*_seen, path.resolve()))
+    if not isinstance(base, dict):
+        raise ConfigError(f"{parent_path} (extended by {path}): expected a mapping")
+    return merged(base, raw)
 
 
 #: The keys of a recipe's ``model`` section.
