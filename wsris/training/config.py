@@ -259,7 +259,7 @@ def model_config(config: TrainConfig) -> dict[str, Any]:
     arch = _preset(config.method, m.get("preset", "tiny"))
     unknown = sorted(set(m.get("architecture", {})) - set(arch))
     if unknown:
-        raise ManifestError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
+        raise ConfigError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
     arch.update(m.get("architecture", {}))
     from ..methods import get_method
 

@@ -98,11 +98,11 @@ def describable(
 
 def _stage_data(stages: Sequence[tuple[int | None, Any]], step: int) -> Any:
     """The dataset of the curriculum stage (``(until_step, dataset)`` pairs) at ``step``."""
-    from ..errors import ManifestError
+    from ..errors import ConfigError
 
     data = next(d for until, d in stages if until is None or step < until)
     if not hasattr(data, "scene"):
-        raise ManifestError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
+        raise ConfigError("recipe: loss.filter_false_negatives needs Shapes-Ref data")
     return data
 
 

@@ -174,9 +174,9 @@ def _texts_per_image(data: Any, optim: Any) -> int:
     that many consecutive expressions (Shapes-Ref and its caches do)."""
     k = int(optim.texts_per_image)
     if k > 1 and getattr(data, "per_scene", None) != k:
-        from ..errors import ManifestError
+        from ..errors import ConfigError
 
-        raise ManifestError(
+        raise ConfigError(
             f"optim.texts_per_image {k} needs data with exactly {k} expressions per scene "
             f"(Shapes-Ref has {k if hasattr(data, 'per_scene') else 'a fixed number'}); "
             f"{getattr(data, 'name', type(data).__name__)} does not"

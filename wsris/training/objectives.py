@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ManifestError
+from ..errors import ConfigError
 from ..methods import build_model, get_method, load_object
 from ..text import Tokenizer
 from .config import TrainConfig, model_config  # noqa: F401  (model_config: its old home)
@@ -66,15 +66,15 @@ class Objective(nn.Module):
         if isinstance(raw, str):
             return [(None, referring_dataset(raw))]
         if not isinstance(raw, list) or not raw:
-            raise ManifestError("recipe: data.train must be a spec or a list of stages")
+            raise ConfigError("recipe: data.train must be a spec or a list of stages")
         stages: list[tuple[int | None, Any]] = []
         for i, stage in enumerate(raw):
             last = i == len(raw) - 1
             if not isinstance(stage, dict) or "spec" not in stage or set(stage) - {"spec", "until"}:
-                raise ManifestError(f"recipe: data.train[{i}] must be {{spec, until}}")
+                raise ConfigError(f"recipe: data.train[{i}] must be {{spec, until}}")
             until = stage.get("until")
             if (until is None) != last or (until is not None and stages and stages[-1][0] >= until):
-                raise ManifestError(
+                raise ConfigError(
                     "recipe: every curriculum stage but the last needs an increasing 'until'"
                 )
             stages.append((until, referring_dataset(stage["spec"])))
@@ -186,5 +186,5 @@ def build_objective(config: TrainConfig, device: torch.device) -> Objective:
     """The objective the recipe's method registers."""
     spec = get_method(config.method)
     if spec.objective is None:
-        raise ManifestError(f"recipe: method {spec.name!r} has no training objective")
+        raise ConfigError(f"recipe: method {spec.name!r} has no training objective")
     return load_object(spec.objective)(config, device)

@@ -33,7 +33,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ManifestError, WeightsNotAvailableError
+from ..errors import ConfigError, WeightsNotAvailableError
 from ..pretrained import efficientnet_lite0_state_dict, minilm_state_dict
 from ..state_dicts import check_state_dict
 
@@ -48,7 +48,7 @@ def load_efficientnet_stem(stem: nn.Module) -> None:
     backbone (``Sequential(conv_stem, bn1, blocks[0], blocks[1], blocks[2])``)."""
     backbone = getattr(stem, "backbone", None)
     if backbone is None:
-        raise ManifestError("recipe: init.image_stem needs architecture stem: efficientnet_lite0")
+        raise ConfigError("recipe: init.image_stem needs architecture stem: efficientnet_lite0")
     renamed = {}
     for name, value in efficientnet_lite0_state_dict().items():
         head, _, rest = name.partition(".")
@@ -89,7 +89,7 @@ def _text_state_dict(source: str) -> dict:
         return minilm_state_dict()
     if source.startswith("hf:"):
         return hf_bert_state_dict(source[3:])
-    raise ManifestError(f"recipe: init.text_encoder must be 'minilm' or 'hf:NAME', got {source!r}")
+    raise ConfigError(f"recipe: init.text_encoder must be 'minilm' or 'hf:NAME', got {source!r}")
 
 
 def load_image_encoder(encoder: nn.Module, state_dict: dict) -> None:
@@ -105,7 +105,7 @@ def checkpoint_folder(source: str) -> Path:
     if folder.is_dir():
         return folder
     if "/" in source or "\\" in source:
-        raise ManifestError(f"recipe: init.checkpoint {source!r} is not a folder")
+        raise ConfigError(f"recipe: init.checkpoint {source!r} is not a folder")
     from ..hub import fetch
     from ..registry import get_spec, load_manifest
 
@@ -117,23 +117,23 @@ def checkpoint_skip_prefixes(model: nn.Module, skip: Any) -> tuple[str, ...]:
     tensor of ``model``."""
     if (not isinstance(skip, list) or not skip
             or not all(isinstance(p, str) and p for p in skip)):
-        raise ManifestError(
+        raise ConfigError(
             f"recipe: init.checkpoint_skip must be a list of name prefixes, got {skip!r}"
         )
     own = model.state_dict()
     unused = [p for p in skip if not any(k.startswith(p) for k in own)]
     if unused:
-        raise ManifestError(f"recipe: init.checkpoint_skip {unused} name no tensor of the model")
+        raise ConfigError(f"recipe: init.checkpoint_skip {unused} name no tensor of the model")
     return tuple(skip)
 
 
 def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     unknown = sorted(set(init) - set(INIT_OPTIONS))
     if unknown:
-        raise ManifestError(f"recipe: unknown init option(s) {unknown}; known: {INIT_OPTIONS}")
+        raise ConfigError(f"recipe: unknown init option(s) {unknown}; known: {INIT_OPTIONS}")
     skip = init.get("checkpoint_skip")
     if skip is not None and not init.get("checkpoint"):
-        raise ManifestError("recipe: init.checkpoint_skip needs init.checkpoint")
+        raise ConfigError("recipe: init.checkpoint_skip needs init.checkpoint")
     if init.get("checkpoint"):
         from ..api import load_weights
 
@@ -143,7 +143,7 @@ def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     stem_source = init.get("image_stem")
     if stem_source is not None:
         if stem_source != "efficientnet_lite0":
-            raise ManifestError(
+            raise ConfigError(
                 f"recipe: init.image_stem must be 'efficientnet_lite0', got {stem_source!r}"
             )
         encoder = getattr(model, "visual_encoder", None) or model.image_encoder
@@ -151,7 +151,7 @@ def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     image_source = init.get("image_encoder")
     if image_source is not None:
         if not str(image_source).startswith("timm:"):
-            raise ManifestError(
+            raise ConfigError(
                 f"recipe: init.image_encoder must be 'timm:NAME', got {image_source!r}"
             )
         load_image_encoder(model.image_encoder, timm_state_dict(str(image_source)[5:]))
