@@ -84,3 +84,19 @@ def fitted_tensors(build: Any, config: Any, state: Mapping[str, Any]) -> dict[st
         model = build(config)
     model.load_state_dict(state, strict=True, assign=True)
     return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
+def conversion_paths(src: Any, out_dir: Any, overwrite: bool) -> tuple[Any, Any]:
+    """``src`` and ``out_dir`` as paths, once ``src`` is a file and ``out_dir`` holds no
+    converted weights (or ``overwrite``): the first check of every converter."""
+    from pathlib import Path
+
+    from .errors import InvalidInputError
+
+    src, out_dir = Path(src), Path(out_dir)
+    if not src.is_file():
+        raise InvalidInputError(f"{src} is not a file")
+    weights = out_dir / "model.safetensors"
+    if weights.exists() and not overwrite:
+        raise InvalidInputError(f"{weights} exists; pass overwrite=True (--overwrite) to replace")
+    return src, out_dir

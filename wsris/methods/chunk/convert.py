@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ...checksums import sha256_file
 from ...errors import InvalidInputError, WeightsMismatchError
 from ...models.albef import AlbefConfig, AlbefModel
-from ...state_dicts import check_state_dict, fitted_tensors
+from ...state_dicts import check_state_dict, conversion_paths, fitted_tensors
 
 log = logging.getLogger(__name__)
 
@@ -229,13 +229,8 @@ def convert_albef(
     """
     from safetensors.torch import save_file
 
-    src, out_dir = Path(src), Path(out_dir)
+    src, out_dir = conversion_paths(src, out_dir, overwrite)
     config = config or AlbefConfig.base()
-    if not src.is_file():
-        raise InvalidInputError(f"{src} is not a file")
-    weights = out_dir / "model.safetensors"
-    if weights.exists() and not overwrite:
-        raise InvalidInputError(f"{weights} exists; pass overwrite=True (--overwrite) to replace")
     checkpoint = read_checkpoint(src)
     state, report = map_albef_state_dict(checkpoint, config, variant)
     for group, keys in report.dropped.items():
@@ -255,7 +250,7 @@ def convert_albef(
         "position_grid_resized": list(report.position_grid) if report.position_grid else None,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(weights), metadata={"format": "pt"})
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     (out_dir / "config.json").write_text(
         json.dumps(albef_model_config(config, source), indent=2) + "\n", encoding="utf-8"
     )

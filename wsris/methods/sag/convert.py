@@ -55,10 +55,10 @@ import torch
 import torch.nn.functional as F
 
 from ...checksums import sha256_file
-from ...errors import InvalidInputError, WeightsMismatchError
+from ...errors import WeightsMismatchError
 from ...models.sag import SagConfig, SagModel
 from ...models.sag_config import OFFICIAL_SLOT_ATTENTION_EPS
-from ...state_dicts import check_state_dict
+from ...state_dicts import check_state_dict, conversion_paths
 from .checkpoint import read_official_checkpoint
 from .official_args import OfficialSettings, settings_from_args
 
@@ -419,13 +419,7 @@ def convert_sag(
     """
     from safetensors.torch import save_file
 
-    src, out_dir = Path(src), Path(out_dir)
-    if not src.is_file():
-        raise InvalidInputError(f"{src} is not a file")
-    if (out_dir / "model.safetensors").exists() and not overwrite:
-        raise InvalidInputError(
-            f"{out_dir / 'model.safetensors'} exists; pass overwrite=True (--overwrite) to replace"
-        )
+    src, out_dir = conversion_paths(src, out_dir, overwrite)
     ckpt = read_official_checkpoint(src)
     state = _state_dict(ckpt, src)
     given = {

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from ...checksums import sha256_file
-from ...errors import InvalidInputError, WeightsMismatchError
-from ...state_dicts import check_state_dict, fitted_tensors
+from ...errors import WeightsMismatchError
+from ...state_dicts import check_state_dict, conversion_paths, fitted_tensors
 from .model import TrisConfig, TrisModel
 from .preprocessing import model_config
 
@@ -162,12 +162,7 @@ def convert_tris(src: Path | str, out_dir: Path | str, image_size: int = 320,
     """Convert a TRIS ``.pth`` into ``out_dir`` (``config.json``, ``model.safetensors``)."""
     from safetensors.torch import save_file
 
-    src, out_dir = Path(src), Path(out_dir)
-    if not src.is_file():
-        raise InvalidInputError(f"{src} is not a file")
-    weights = out_dir / "model.safetensors"
-    if weights.exists() and not overwrite:
-        raise InvalidInputError(f"{weights} exists; pass overwrite=True (--overwrite) to replace")
+    src, out_dir = conversion_paths(src, out_dir, overwrite)
     checkpoint = read_checkpoint(src)
     state, config, dropped, layout = map_tris_state_dict(checkpoint, image_size)
     tensors = fitted_tensors(TrisModel, config, state)
@@ -184,7 +179,7 @@ def convert_tris(src: Path | str, out_dir: Path | str, image_size: int = 320,
         "dropped": {group: len(keys) for group, keys in sorted(dropped.items())},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(weights), metadata={"format": "pt"})
+    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     folder_config = model_config(config, source)
     (out_dir / "config.json").write_text(
         json.dumps(folder_config, indent=2) + "\n", encoding="utf-8")
