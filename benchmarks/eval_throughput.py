@@ -7,7 +7,7 @@ the benchmark model, makes one warm-up call, waits for its peers, and times
 metrics, and under torchrun the round-robin sharding and the final all-gather) on the
 first ``limit`` Shapes-Ref val samples, without the trivial baselines. The launcher also
 records each subprocess's wall-clock time, start-up included. ``end_to_end`` runs the
-real command line (``python -m wsris.evaluation``, which ``wsris eval`` calls) on the
+real command line (``python -m wsris.cli eval``, what ``wsris eval`` runs) on the
 bundled model.
 
     python -m benchmarks.eval_throughput --worker --method chunk --size tiny --limit 40 \
@@ -86,9 +86,9 @@ def measure(method: str, size: str, limit: int, device: str, processes: int,
 
 def end_to_end(limit: int, processes: int, threads: int | None = None,
                timeout: float = 1800) -> dict[str, Any]:
-    """Wall-clock of ``python -m wsris.evaluation --model albef-chunk-shapes`` (what
+    """Wall-clock of ``python -m wsris.cli eval --model albef-chunk-shapes`` (what
     ``wsris eval`` runs), start-up included."""
-    args = ["-m", "wsris.evaluation", "--model", "albef-chunk-shapes", "--data", "shapes:val",
+    args = ["-m", "wsris.cli", "eval", "--model", "albef-chunk-shapes", "--data", "shapes:val",
             "--limit", str(limit), "--no-baseline", "--no-progress", "--device", "cpu"]
     cmd = [sys.executable, *args] if processes == 1 else [*_torchrun(processes), *args]
     wall = _run(cmd, _env(_threads(processes, threads)), timeout)

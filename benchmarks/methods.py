@@ -145,8 +145,8 @@ def chunk_stages(
     """Seconds per expression of the chunk pipeline with its stages switched on one by
     one (Grad-CAM; + affinity; + proposals = all stages), interleaved; and the proposal
     step alone on the image the pipeline gives it."""
-    from wsris.blocks.proposals import generate_proposals
     from wsris.methods.chunk.pipeline import proposal_image
+    from wsris.methods.chunk.proposals import generate_proposals
 
     seg = bm.segmenter
     device = seg.device

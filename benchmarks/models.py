@@ -88,7 +88,7 @@ def scene(size: str) -> np.ndarray:
 def model_config(method: str, size: str) -> tuple[dict[str, Any], str]:
     """``config.json`` dict and a label for a method and size (not for the bundled one)."""
     if size == "paper":
-        from wsris.registry import get_spec
+        from wsris.weights.manifest import get_spec
 
         name = PAPER_SPECS[method]
         config = copy.deepcopy(get_spec(name).config)
@@ -110,7 +110,7 @@ def build(
     """The benchmark model of ``method`` (chunk | sag) and ``size`` (tiny | paper)."""
     import wsris
     from wsris.api import Segmenter
-    from wsris.methods import build_model
+    from wsris.registry import build_model
 
     if method not in METHODS or size not in SIZES:
         raise ValueError(f"unknown model {method}/{size}")

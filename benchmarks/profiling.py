@@ -34,11 +34,11 @@ class _Clock:
 
 
 def _chunk_once(bm: BenchModel, count: int) -> dict[str, float]:
-    from wsris.blocks.affinity import patch_affinity, refine_with_affinity
-    from wsris.blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
-    from wsris.blocks.proposals import generate_proposals, select_proposal
     from wsris.images import load_image
+    from wsris.methods.chunk.affinity import patch_affinity, refine_with_affinity
+    from wsris.methods.chunk.gradcam import compute_gradcam, default_word_mask, sentence_map
     from wsris.methods.chunk.pipeline import _normalised, proposal_image
+    from wsris.methods.chunk.proposals import generate_proposals, select_proposal
 
     seg = bm.segmenter
     model = seg.model
@@ -78,8 +78,8 @@ def _chunk_once(bm: BenchModel, count: int) -> dict[str, float]:
 
 
 def _sag_once(bm: BenchModel, count: int) -> dict[str, float]:
-    from wsris.blocks.slots import combine_slot_maps
     from wsris.images import load_image
+    from wsris.methods.sag.slots import combine_slot_maps
 
     seg = bm.segmenter
     model = seg.model

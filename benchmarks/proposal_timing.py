@@ -34,7 +34,7 @@ def average_best_overlap(
     scenes: list[tuple[np.ndarray, list[np.ndarray]]], max_proposals: int = 200
 ) -> dict[str, Any]:
     """ABO, recall at IoU 0.5/0.7 and the proposal count over ``scenes``."""
-    from wsris.blocks.proposals import generate_proposals, proposal_ious
+    from wsris.methods.chunk.proposals import generate_proposals, proposal_ious
 
     best: list[float] = []
     counts: list[int] = []
@@ -56,7 +56,7 @@ def average_best_overlap(
 
 def seconds_per_image(images: list[np.ndarray], runs: int, max_proposals: int) -> dict[str, Any]:
     """Median seconds of ``generate_proposals`` per image (one warm-up call first)."""
-    from wsris.blocks.proposals import generate_proposals
+    from wsris.methods.chunk.proposals import generate_proposals
 
     generate_proposals(images[0], max_proposals)
     times: list[float] = []

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wsris.blocks.proposals import generate_proposals, proposal_ious
+from wsris.methods.chunk.proposals import generate_proposals, proposal_ious
 
 RESULTS = Path(__file__).resolve().parent / "results" / "proposals.json"
 

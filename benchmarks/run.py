@@ -311,7 +311,7 @@ def format_tables(report: dict[str, Any]) -> str:
         e2e = ev.get("end_to_end_cli")
         if e2e:
             lines.append(
-                f"  python -m wsris.evaluation (= wsris eval), bundled model, "
+                f"  python -m wsris.cli eval (= wsris eval), bundled model, "
                 f"{e2e['one_process']['samples']} samples, start-up included: 1 process "
                 f"{e2e['one_process']['samples_per_second']:.3g}, torchrun 2 processes "
                 f"{e2e['two_processes']['samples_per_second']:.3g}")

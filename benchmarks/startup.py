@@ -52,7 +52,7 @@ t1 = time.perf_counter()
 import wsris
 from wsris.cli import main  # noqa: F401  (the command line's own imports)
 from wsris.api import Segmenter  # noqa: F401
-from wsris.registry import get_spec
+from wsris.weights.manifest import get_spec
 import importlib
 spec = get_spec(model)
 importlib.import_module(f"wsris.pipelines.{spec.method}")  # and the model it imports

@@ -18,7 +18,7 @@ copy of the Segmenter, so that image loading, tokenising, pre-processing (resize
 normalise, done once) and post-processing (resize to the image, min-max) are the same
 code for both ways: only the model work differs.
 
-The map formulas are written here independently of ``wsris.methods`` so that the
+The map formulas are written here independently of ``wsris.registry`` so that the
 equality check covers them too.
 """
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from wsris.api import Segmenter, _from_folder
-from wsris.checksums import sha256_file
-from wsris.methods import build_model, get_method
+from wsris.api import Segmenter
 from wsris.model_card import render_model_card
+from wsris.registry import build_model, get_method
+from wsris.weights.checksums import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "weights_manifest.json"
@@ -57,7 +57,7 @@ def main() -> None:
     if args.random:
         seg = random_segmenter(args.random, args.name, args.seed)
     else:
-        seg = _from_folder(args.from_folder, args.name, "cpu", None)
+        seg = Segmenter.from_folder(args.from_folder, args.name, device="cpu")
     metrics = json.loads(args.metrics.read_text(encoding="utf-8")) if args.metrics else {}
     seg.config["name"] = args.name
     card_fields = seg.config.setdefault("card", {})

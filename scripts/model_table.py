@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from wsris.hub import cached_status
-from wsris.registry import load_manifest
+from wsris.weights.manifest import load_manifest
+from wsris.weights.sources import cached_status
 
 
 def main() -> None:

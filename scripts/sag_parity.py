@@ -7,7 +7,7 @@ Builds the official aggregation module (``model/aggregator.py``) and fusion laye
 (``model/attention.py``'s ``TransformerLayer``) with the flags of ``train_eval_unc.sh``
 (K = 36 as 12 x 3, T = 6, D = 512, 4 x 256 slot attention, 4 x 128 interaction, 4 x 256
 fusion), random weights, CPU, float32, evaluation mode; maps its weights with the
-converter's key table into a :class:`~wsris.models.sag.SagModel`; feeds both the same
+converter's key table into a :class:`~wsris.methods.sag.model.SagModel`; feeds both the same
 patch features, texts and slot noise, and reports the largest differences of ``A^slot``
 (last iteration, heads averaged, read from the official ``attn_holder`` as its evaluation
 does), the slots, ``A^fuse``, ``z`` and the masks (``A^fuse . A^slot`` resized to 480x640,
@@ -58,7 +58,7 @@ def official_modules(root: Path) -> tuple[torch.nn.Module, torch.nn.Module, torc
 
 def ours(eps: float, state: dict[str, torch.Tensor]) -> Any:
     from wsris.methods.sag.convert import map_official_keys
-    from wsris.models.sag import SagConfig, SagModel
+    from wsris.methods.sag.model import SagConfig, SagModel
 
     config = SagConfig.tiny(dim=D, agg_hidden=1024, agg_heads=4, interaction_hidden=512,
                             interaction_heads=4, mlp_ratio=4, num_groups=GROUPS,
@@ -99,8 +99,8 @@ def run_official(agg, norm, cma, feats, texts, noise):
 
 
 def run_ours(model, feats, texts, seed):
-    from wsris.models.sag import ImageFeatures
-    from wsris.models.sag_layers import sine_position_encoding_2d
+    from wsris.methods.sag.layers import sine_position_encoding_2d
+    from wsris.methods.sag.model import ImageFeatures
 
     pos = sine_position_encoding_2d(*GRID, D)
     flat = feats.flatten(1, 2)

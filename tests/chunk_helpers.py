@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from wsris.models.albef import AlbefConfig, AlbefModel
+from wsris.methods.chunk.model import AlbefConfig, AlbefModel
 from wsris.pipelines.base import TextBatch
 
 

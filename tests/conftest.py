@@ -20,7 +20,7 @@ def tiny_folder(tmp_path_factory):
     """A saved tiny SaG model (random weights, fixed seed) for API and CLI tests."""
     from tests.test_api import tiny_sag_config
     from wsris.api import Segmenter
-    from wsris.methods import build_model
+    from wsris.registry import build_model
 
     torch.manual_seed(0)
     config = tiny_sag_config()

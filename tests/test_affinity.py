@@ -6,7 +6,7 @@ import pytest
 import torch
 from chunk_helpers import tiny_model
 
-from wsris.blocks.affinity import patch_affinity, refine_with_affinity
+from wsris.methods.chunk.affinity import patch_affinity, refine_with_affinity
 
 
 def test_patch_affinity_averages_heads_and_drops_cls():

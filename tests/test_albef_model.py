@@ -10,10 +10,10 @@ import torch
 from albef_layout import BASE, TINY, param_count, wsris_layout
 from chunk_helpers import text_batch, tiny_model
 
+from wsris.backbones.bert import BertConfig, BertModel, load_bert_weights
 from wsris.errors import ManifestError, WeightsMismatchError
-from wsris.methods import build_model
-from wsris.models.albef import AlbefConfig, AlbefModel
-from wsris.models.bert import BertConfig, BertModel, load_bert_weights
+from wsris.methods.chunk.model import AlbefConfig, AlbefModel
+from wsris.registry import build_model
 
 # Hand count from albef.md: ViT-B/16 at 384 px 86,090,496; BERT-base with 6 cross-attention
 # layers 123,075,072; itm_head 1,538 + vision_proj/text_proj 2 x 196,864 + temp 1.
@@ -161,7 +161,7 @@ def test_bert_loader_keeps_cross_attention_and_rejects_foreign_keys():
 
 
 def test_indexed_images_equal_gathered_copies_with_gradients():
-    from wsris.models.bert import IndexedImages
+    from wsris.backbones.bert import IndexedImages
 
     torch.manual_seed(0)
     model = AlbefModel(AlbefConfig.tiny()).eval()
@@ -193,7 +193,7 @@ def test_packed_cross_attention_equals_the_probabilities_path_for_uneven_groups(
     (used when no probabilities are asked for) gives the same states and gradients as
     gathered copies through the explicit probabilities; asking for a layer's
     probabilities still returns them."""
-    from wsris.models.bert import BertConfig, BertModel, IndexedImages
+    from wsris.backbones.bert import BertConfig, BertModel, IndexedImages
 
     torch.manual_seed(0)
     cfg = BertConfig(hidden_size=32, num_layers=4, num_heads=4, intermediate_size=64,

@@ -22,7 +22,7 @@ from wsris.errors import (
     WeightsMismatchError,
     WeightsNotAvailableError,
 )
-from wsris.models.sag import SagConfig
+from wsris.methods.sag.model import SagConfig
 
 COMMIT = "abcdef0123456789abcdef0123456789abcdef01"
 

@@ -344,8 +344,8 @@ def test_chunk_losses_train_the_model_through_gradcam() -> None:
     losses reach the model's parameters; the negative caption is excluded."""
     from chunk_helpers import tiny_model
 
-    from wsris.blocks.gradcam import compute_gradcam
     from wsris.blocks.noun_chunks import chunk_batch
+    from wsris.methods.chunk.gradcam import compute_gradcam
     from wsris.text import Tokenizer
 
     tok = Tokenizer(style="albef")

@@ -99,8 +99,8 @@ def test_map_shape_statistics_count_area_and_isolated_regions(monkeypatch):
     """Every word's Grad-CAM is the same hand-made 4x4 map with two separate hot pixels
     (values 1 and 0.8, the rest 0): after min-max, 2 of 16 cells are above tau = 0.3 and
     every chunk map has exactly 2 isolated regions."""
-    from wsris.blocks.gradcam import GradCamOutput
     from wsris.methods.chunk import validation as chunk_validation
+    from wsris.methods.chunk.gradcam import GradCamOutput
 
     cfg = {**TINY, "data": {**TINY["data"], "val": "shapes:val?image_size=32&length=6"}}
     obj = build_objective(TrainConfig.from_dict(cfg), torch.device("cpu"))

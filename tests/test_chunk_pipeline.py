@@ -10,9 +10,9 @@ import pytest
 import torch
 from chunk_helpers import text_batch, tiny_model
 
-from wsris.blocks.affinity import patch_affinity, refine_with_affinity
-from wsris.blocks.gradcam import compute_gradcam
 from wsris.errors import InvalidInputError
+from wsris.methods.chunk.affinity import patch_affinity, refine_with_affinity
+from wsris.methods.chunk.gradcam import compute_gradcam
 from wsris.methods.chunk.pipeline import localize
 from wsris.pipelines.base import LocalizationOutput
 
@@ -21,7 +21,7 @@ from wsris.pipelines.base import LocalizationOutput
 def fake_proposals(monkeypatch):
     """Three fixed proposals at whatever size it is given; records its calls."""
     calls = {"generate": [], "select": []}
-    mod = types.ModuleType("wsris.blocks.proposals")
+    mod = types.ModuleType("wsris.methods.chunk.proposals")
 
     def generate_proposals(image, max_proposals=100):
         calls["generate"].append((image.shape, max_proposals))
@@ -50,7 +50,7 @@ def fake_proposals(monkeypatch):
     mod.generate_proposals = generate_proposals
     mod.select_proposal = select_proposal
     mod.select_proposal_by_mean = select_proposal_by_mean
-    monkeypatch.setitem(sys.modules, "wsris.blocks.proposals", mod)
+    monkeypatch.setitem(sys.modules, "wsris.methods.chunk.proposals", mod)
     return calls
 
 
@@ -115,7 +115,7 @@ def test_stages_switch_off(fake_proposals):
 
 
 def test_no_overlapping_proposal_keeps_thresholded_map(fake_proposals, monkeypatch):
-    mod = sys.modules["wsris.blocks.proposals"]
+    mod = sys.modules["wsris.methods.chunk.proposals"]
     monkeypatch.setattr(mod, "select_proposal", lambda p, s, tau: (-1, 0.0))
     model, pixels, text, image = _inputs(lengths=(2,), hw=(100, 120))
     (out,) = localize(model, pixels, text, image, {})

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from wsris.cli import main
 from wsris.data.shapes_grammar import RELATIONS, SHAPES, ShapesConfig
-from wsris.registry import default_model, load_manifest
+from wsris.weights.manifest import default_model, load_manifest
 
 
 def run(*args: str) -> str:

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from wsris.errors import ConfigError
-from wsris.methods import method_names
-from wsris.registry import load_manifest
+from wsris.registry import method_names
+from wsris.weights.manifest import load_manifest
 
 
 def _bundled_folder(method: str) -> Path:

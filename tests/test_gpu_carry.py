@@ -28,7 +28,7 @@ def transport(tmp_path_factory):
 
 
 def test_transport_keeps_reachable_rows_and_zeroes_the_rest(transport):
-    from wsris.pretrained import minilm_state_dict
+    from wsris.weights.pretrained import minilm_state_dict
 
     original = minilm_state_dict()
     restored = read_minilm_transport(transport)
@@ -51,7 +51,7 @@ def test_transport_keeps_reachable_rows_and_zeroes_the_rest(transport):
 def test_sag_shapes_masks_survive_the_transport(transport, monkeypatch):
     texts = ["the red square", "the blue shape", "the large circle"]
     real = wsris.load("sag-shapes", device="cpu").segment(scene(), texts)
-    from wsris.models.sag import SagModel
+    from wsris.methods.sag.model import SagModel
 
     monkeypatch.setattr(SagModel, "external_weights", SagModel.external_weights)
     use_minilm_transport(transport)
@@ -63,7 +63,7 @@ def test_sag_shapes_masks_survive_the_transport(transport, monkeypatch):
 
 
 def test_the_installed_package_wins_over_a_transport_copy(transport, monkeypatch):
-    from wsris.models.sag import SagModel
+    from wsris.methods.sag.model import SagModel
 
     before = SagModel.external_weights
     monkeypatch.setenv("WSRIS_MINILM_TRANSPORT", str(transport))
@@ -74,7 +74,7 @@ def test_the_installed_package_wins_over_a_transport_copy(transport, monkeypatch
 def test_float32_transport_is_exact_on_every_reachable_row(tmp_path):
     """``--sag``: float32, so a frozen MiniLM trained with on the GPU reads the package's
     very weights for Shapes-Ref text."""
-    from wsris.pretrained import minilm_state_dict
+    from wsris.weights.pretrained import minilm_state_dict
 
     path = tmp_path / "minilm-transport.safetensors"
     write_minilm_transport(path, "float32")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from chunk_helpers import text_batch, tiny_model
 
-from wsris.blocks.gradcam import (
+from wsris.methods.chunk.gradcam import (
     compute_gradcam,
     default_word_mask,
     gradcam_maps,

@@ -6,8 +6,8 @@ import pytest
 
 from tests.hub_cache import populate_hub_cache, sha
 from wsris.errors import ChecksumMismatchError, UnpublishedModelError, WeightsNotAvailableError
-from wsris.hub import cached_status, fetch, fetch_hf_repo, parse_hf_reference
-from wsris.registry import parse_manifest
+from wsris.weights.manifest import parse_manifest
+from wsris.weights.sources import cached_status, fetch, fetch_hf_repo, parse_hf_reference
 
 COMMIT = "1234567890abcdef1234567890abcdef12345678"
 FILES = {"config.json": b'{"method": "sag"}', "model.safetensors": b"weights-bytes"}

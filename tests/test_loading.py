@@ -8,9 +8,9 @@ import torch
 
 import wsris
 from tests.test_api import scene, tiny_sag_config
-from wsris.api import build_for_loading, load_weights
-from wsris.methods import build_model
-from wsris.models.albef import AlbefConfig
+from wsris.methods.chunk.model import AlbefConfig
+from wsris.registry import build_model
+from wsris.weights.folder import build_for_loading, load_weights
 
 
 def configs() -> list[tuple[str, dict]]:
@@ -44,6 +44,6 @@ def test_loaded_state_equals_an_ordinarily_built_model(index, tmp_path):
 @pytest.mark.filterwarnings("ignore::wsris.domain.DomainWarning")  # off-domain scene
 def test_bundled_models_give_the_same_maps_either_way(monkeypatch):
     fast = wsris.load("sag-shapes", device="cpu").segment(scene(), "red")
-    monkeypatch.setattr(wsris.api, "build_for_loading", build_model)
+    monkeypatch.setattr(wsris.weights.folder, "build_for_loading", build_model)
     slow = wsris.load("sag-shapes", device="cpu").segment(scene(), "red")
     np.testing.assert_array_equal(fast.heatmap, slow.heatmap)

@@ -2,9 +2,11 @@
 restructuring: on the bundled example and on the first 200 Shapes-Ref val expressions,
 with each model's default settings.
 
-``tests/golden/bundled_masks.npz`` holds the masks as packed bits, two arrays per model:
-``NAME:example`` (the example's three texts) and ``NAME:val`` (the 200 val expressions). It was written by
-running this file as a script (``python tests/test_masks_unchanged.py``) on the code
+``tests/golden/bundled_masks.npz`` holds the masks as packed bits, two arrays per
+model: ``NAME:example`` (the example's three texts) and ``NAME:val`` (the 200 val
+expressions).
+It was written by running this file as a script
+(``python tests/test_masks_unchanged.py``) on the code
 before the move, and must only be rewritten for a change that means to alter masks,
 saying why in the commit.
 """

@@ -44,8 +44,8 @@ def hits(pattern: re.Pattern[str]) -> list[str]:
 def test_the_scan_covers_the_bundled_model_cards():
     files = shipped_text_files()
     for model in ("albef-chunk-shapes", "sag-shapes"):
-        assert ROOT / "wsris" / "weights" / model / "README.md" in files
-        assert ROOT / "wsris" / "weights" / model / "config.json" in files
+        assert ROOT / "wsris" / "weights" / "bundled" / model / "README.md" in files
+        assert ROOT / "wsris" / "weights" / "bundled" / model / "config.json" in files
     assert ROOT / "docs" / "training.md" in files
 
 

@@ -10,13 +10,13 @@ import pytest
 pytest.importorskip("higra")
 pytest.importorskip("cv2")
 
-from wsris.blocks import proposals as P  # noqa: E402
-from wsris.blocks.proposals import (  # noqa: E402
+from wsris.errors import ImageError, InvalidInputError  # noqa: E402
+from wsris.methods.chunk import proposals as P  # noqa: E402
+from wsris.methods.chunk.proposals import (  # noqa: E402
     generate_proposals,
     proposal_ious,
     select_proposal,
 )
-from wsris.errors import ImageError, InvalidInputError  # noqa: E402
 
 
 def _two_squares(k: int = 1, noise: float = 2.0) -> tuple:
@@ -275,7 +275,7 @@ def test_proposal_ious_matches_a_loop():
 
 
 def test_select_by_mean_takes_the_hottest_large_enough_proposal():
-    from wsris.blocks.proposals import select_proposal_by_mean
+    from wsris.methods.chunk.proposals import select_proposal_by_mean
 
     props = np.zeros((3, 10, 10), bool)
     props[0, :1, :1] = True  # 1 px: the hottest, but below min_area 0.05 (5 px)

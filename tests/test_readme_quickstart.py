@@ -56,9 +56,9 @@ def test_quickstart_python_runs_and_says_what_it_does(workdir, monkeypatch):
     assert "\n" not in repr(result) and "area=" in repr(result)
     assert result.method == "sag"
     assert (result.mask == (result.heatmap >= result.threshold)).all()  # what the text says
-    import wsris.registry
+    import wsris.weights.manifest
 
-    assert namespace["seg"].name == wsris.registry.default_model()[0]  # "the default"
+    assert namespace["seg"].name == wsris.weights.manifest.default_model()[0]  # "the default"
     # the command line's printed figures are this result's
     shown = [line for line in blocks("bash")[0].splitlines() if line.startswith("# ")][0]
     assert f"({result.area} px, bbox {result.bbox})" in shown

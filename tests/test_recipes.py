@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wsris.models.sag import SagConfig
+from wsris.methods.sag.model import SagConfig
 from wsris.training.config import TrainConfig
 from wsris.training.objectives import model_config
 

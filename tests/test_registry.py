@@ -6,7 +6,7 @@ import json
 import pytest
 
 from wsris.errors import ManifestError, UnknownModelError
-from wsris.registry import get_spec, list_models, load_manifest, parse_manifest
+from wsris.weights.manifest import get_spec, list_models, load_manifest, parse_manifest
 
 CONFIG = {
     "architecture": {"width": 8},
@@ -83,7 +83,7 @@ def test_unknown_name_lists_names_and_closest_match():
 def test_bundled_manifest_is_valid_and_on_disk_copy_matches(tmp_path):
     from pathlib import Path
 
-    from wsris.registry import _default_manifest_text
+    from wsris.weights.manifest import _default_manifest_text
 
     names = list_models()
     assert "sag-refcoco" in names and "albef-refcoco+" in names
@@ -102,8 +102,8 @@ def test_bundled_manifest_is_valid_and_on_disk_copy_matches(tmp_path):
 
 def test_converted_albef_entry_tokenizes_to_the_text_encoders_limit():
     # Grounding.py's Grad-CAM pass tokenizes with no max_length: the encoder's own limit
-    from wsris.models.albef import AlbefConfig
-    from wsris.registry import get_spec
+    from wsris.methods.chunk.model import AlbefConfig
+    from wsris.weights.manifest import get_spec
 
     spec = get_spec("albef-refcoco+")
     positions = spec.config["architecture"].get("max_positions", AlbefConfig().max_positions)
@@ -116,7 +116,7 @@ def test_the_package_reads_the_top_level_manifest_and_nothing_else():
     from importlib import resources
     from pathlib import Path
 
-    from wsris.registry import _default_manifest_text, parse_manifest
+    from wsris.weights.manifest import _default_manifest_text, parse_manifest
 
     root = Path(__file__).resolve().parents[1] / "weights_manifest.json"
     packaged = Path(str(resources.files("wsris") / "weights_manifest.json"))
@@ -130,7 +130,7 @@ def test_one_shot_segment_uses_the_default_model(monkeypatch):
     """``wsris.segment`` without a model loads what ``wsris segment`` would."""
     import wsris
     import wsris.api
-    from wsris.registry import default_model
+    from wsris.weights.manifest import default_model
 
     loaded = []
 

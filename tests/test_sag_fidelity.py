@@ -30,7 +30,7 @@ from wsris.cli import main
 from wsris.errors import InvalidInputError, TextWarning, WeightsMismatchError
 from wsris.methods.sag.convert import convert_sag
 from wsris.methods.sag.convert_cli import sag_command
-from wsris.models.sag_layers import SlotAttentionBlock
+from wsris.methods.sag.layers import SlotAttentionBlock
 from wsris.text import Tokenizer
 
 BERT_VOCAB = 30522  # for models that tokenize real text

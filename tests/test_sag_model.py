@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from wsris.methods import build_model
-from wsris.models.sag import (
+from wsris.methods.sag.model import (
     GroupInteraction,
     SagConfig,
     SagModel,
     SlotAttentionBlock,
     sine_position_encoding_2d,
 )
+from wsris.registry import build_model
 
 
 def micro(**kw) -> SagConfig:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wsris.blocks.slot_pieces import slot_pieces
 from wsris.errors import InvalidInputError
-from wsris.models.sag import SagConfig, SagModel
-from wsris.models.sag_layers import SlotOutput
+from wsris.methods.sag.layers import SlotOutput
+from wsris.methods.sag.model import SagConfig, SagModel
+from wsris.methods.sag.slot_pieces import slot_pieces
 
 
 @pytest.fixture(scope="module")

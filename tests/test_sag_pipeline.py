@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from wsris.blocks.slots import combine_slot_maps
 from wsris.errors import InvalidInputError
+from wsris.methods.sag.model import SagConfig, SagModel
 from wsris.methods.sag.pipeline import localize
-from wsris.models.sag import SagConfig, SagModel
+from wsris.methods.sag.slots import combine_slot_maps
 from wsris.pipelines.base import LocalizationOutput, TextBatch
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wsris.blocks.slots import best_slot_iou, combine_slot_maps, slot_masks, top_entities
+from wsris.methods.sag.slots import best_slot_iou, combine_slot_maps, slot_masks, top_entities
 
 # 3 slots on a 2x2 grid; every pixel's column sums to 1 over the slots
 A_SLOT = torch.tensor(
@@ -87,7 +87,7 @@ def test_slot_masks_and_best_slot_iou() -> None:
 def test_top_entities_figure() -> None:
     import numpy as np
 
-    from wsris.blocks.slots import top_entities_figure
+    from wsris.methods.sag.slots import top_entities_figure
 
     image = np.full((6, 4, 3), 100, dtype=np.uint8)
     strip, ents = top_entities_figure(image, A_SLOT, torch.tensor([0.2, 0.5, 0.3]), k=3)

@@ -9,8 +9,8 @@ import pytest
 
 from tests.test_cli import run
 from wsris.errors import ChecksumMismatchError, UnknownModelError
-from wsris.hub import _verify, parse_hf_reference
-from wsris.registry import FileSpec
+from wsris.weights.manifest import FileSpec
+from wsris.weights.sources import _verify, parse_hf_reference
 
 
 def test_download_with_hf_hub_offline_never_touches_the_network(tmp_path, monkeypatch):

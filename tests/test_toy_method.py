@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from torch import nn
 
 import wsris.cli  # noqa: F401  (the command line exists before the method registers)
-from wsris.methods import MethodSpec, register_method, unregister_method
 from wsris.pipelines import LocalizationOutput
+from wsris.registry import MethodSpec, register_method, unregister_method
 from wsris.strict import from_mapping
 from wsris.training.objectives import Objective
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wsris.errors import ManifestError, WeightsMismatchError, WeightsNotAvailableError
-from wsris.models.sag import SagConfig, SagModel, build_vit
+from wsris.methods.sag.model import SagConfig, SagModel, build_vit
 from wsris.training import warm_start as init_mod
 
 
@@ -77,7 +77,7 @@ def test_bad_init_options_are_refused(init):
 
 def test_a_shipped_model_name_is_a_starting_checkpoint():
     import wsris
-    from wsris.methods import build_model
+    from wsris.registry import build_model
 
     shipped = wsris.load("albef-chunk-shapes", device="cpu")
     architecture = shipped.config["architecture"]

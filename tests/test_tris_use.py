@@ -18,11 +18,11 @@ import wsris
 from tests.test_refer import refer_root  # noqa: F401  (a fixture)
 from wsris.cli import main
 from wsris.errors import TextError, TextWarning, WeightsNotAvailableError
-from wsris.hub import fetch
 from wsris.methods.tris.convert import convert_tris
 from wsris.methods.tris.model import TrisConfig
 from wsris.methods.tris.tokenizer import VOCAB_SHA256, ClipTokenizer, vocab_path
-from wsris.registry import Source, get_spec, load_manifest
+from wsris.weights.manifest import Source, get_spec, load_manifest
+from wsris.weights.sources import fetch
 
 DATASETS = ("refcoco", "refcocop", "grefgoogle", "grefumd", "referit")
 
@@ -112,7 +112,7 @@ def test_named_model_is_downloaded_and_converted_on_first_use(tmp_path, monkeypa
     checkpoint (the real files are hundreds of MB and need the network)."""
     from huggingface_hub import constants
 
-    from wsris.api import _from_folder
+    from wsris.api import Segmenter
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # HF_HUB_OFFLINE holds for URLs
     monkeypatch.setenv("WSRIS_CACHE", str(tmp_path / "cache"))
@@ -128,7 +128,7 @@ def test_named_model_is_downloaded_and_converted_on_first_use(tmp_path, monkeypa
         folder = fetch(spec, local_files_only=False)
     source = json.loads((folder / "config.json").read_text())["source"]
     assert source["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
-    seg = _from_folder(folder, spec.name, "cpu", None, spec=spec)
+    seg = Segmenter.from_folder(folder, spec.name, device="cpu", spec=spec)
     assert seg.segment(photo(), "the dog").mask.shape == (45, 60)
     assert fetch(spec, local_files_only=True) == folder  # converted once, then cached
 

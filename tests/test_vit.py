@@ -1,4 +1,4 @@
-"""The plain-torch image backbones (wsris.models.vit) against timm: same parameter names
+"""The plain-torch image backbones (wsris.backbones.vit) against timm: same parameter names
 and shapes, same outputs; and a bundled-model segment that imports neither timm nor
 anything else it does not need."""
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from wsris.models.vit import VisionTransformer, efficientnet_lite0_stride8
+from wsris.backbones.vit import VisionTransformer, efficientnet_lite0_stride8
 
 
 @pytest.mark.parametrize("class_pool", ["token", ""])

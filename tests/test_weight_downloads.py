@@ -12,7 +12,6 @@ import pytest
 
 from tests.test_hub import url_spec
 from wsris.errors import ChecksumMismatchError, ConfigError, WeightsNotAvailableError
-from wsris.hub import fetch
 from wsris.url_fetch import (
     DEFAULT_DOWNLOAD_DEADLINE_S,
     MAX_REDIRECTS,
@@ -20,6 +19,7 @@ from wsris.url_fetch import (
     default_download_deadline,
     download_to_file,
 )
+from wsris.weights.sources import fetch
 
 BODY = bytes(range(256)) * 1000  # 256 kB, several read chunks
 

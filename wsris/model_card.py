@@ -11,8 +11,8 @@ import json
 import re
 from typing import Any
 
-from .methods import get_method
-from .registry import ModelSpec
+from .registry import get_method
+from .weights.manifest import ModelSpec
 
 LIBRARY_NAME = "wsris"
 DEFAULT_LICENSE = "apache-2.0"

@@ -19,11 +19,15 @@ import torch
 import torch.nn.functional as F
 
 import wsris
-from wsris.blocks.affinity import patch_affinity, refine_with_affinity
-from wsris.blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
-from wsris.blocks.proposals import generate_proposals, select_proposal, select_proposal_by_mean
 from wsris.data.spec import open_dataset
+from wsris.methods.chunk.affinity import patch_affinity, refine_with_affinity
+from wsris.methods.chunk.gradcam import compute_gradcam, default_word_mask, sentence_map
 from wsris.methods.chunk.pipeline import proposal_image, smooth_map
+from wsris.methods.chunk.proposals import (
+    generate_proposals,
+    select_proposal,
+    select_proposal_by_mean,
+)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -42,9 +42,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import wsris  # noqa: E402
-from wsris.blocks.gradcam import compute_gradcam, sentence_map
 from wsris.data.shapes import ShapesRef
 from wsris.data.shapes_semantics import Reading, evaluate
+from wsris.methods.chunk.gradcam import compute_gradcam, sentence_map
 from wsris.methods.chunk.validation import _picked
 from wsris.training.false_negatives import may_describe
 

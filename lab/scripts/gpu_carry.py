@@ -56,7 +56,7 @@ def write_minilm_transport(path: Path, dtype: str = "float16") -> None:
     import torch
     from safetensors.torch import save_file
 
-    from wsris.pretrained import minilm_state_dict
+    from wsris.weights.pretrained import minilm_state_dict
 
     state = minilm_state_dict()
     key = next(k for k in state if k.endswith(EMBEDDING_KEY))
@@ -93,8 +93,8 @@ def use_minilm_transport(path: Path) -> dict:
     written with ``--sag``). It replaces ``SagModel.external_weights`` in this process and
     returns the state dict it reads (for the GPU checks, and for
     ``lab/scripts/train_minilm_transport.py``)."""
-    from wsris.models.bert import load_bert_weights
-    from wsris.models.sag import SagModel
+    from wsris.backbones.bert import load_bert_weights
+    from wsris.methods.sag.model import SagModel
 
     state = read_minilm_transport(path)
 

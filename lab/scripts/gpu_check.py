@@ -53,7 +53,7 @@ def segmenters(dry_run: bool):
 
     from benchmarks.models import build, expressions, scene
     from wsris.api import Segmenter
-    from wsris.methods import build_model
+    from wsris.registry import build_model
 
     texts = expressions(TEXTS)
 

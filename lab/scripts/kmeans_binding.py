@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 
-from wsris.blocks.slots import best_slot_iou
+from wsris.backbones.stems import EfficientNetStemPatchEmbed
 from wsris.data.shapes import ShapesRef
-from wsris.models.layers import EfficientNetStemPatchEmbed
+from wsris.methods.sag.slots import best_slot_iou
 from wsris.training.warm_start import load_efficientnet_stem
 
 MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import torch
 
-from wsris.blocks.slots import best_slot_iou, slot_masks
+from wsris.methods.sag.slots import best_slot_iou, slot_masks
 from wsris.training import TrainConfig
 from wsris.training.data import referring_dataset
 from wsris.training.objectives import build_objective

@@ -24,12 +24,13 @@ def main(argv: list[str]) -> int:
         return 2
     from gpu_carry import use_minilm_transport
 
-    import wsris.pretrained
     import wsris.training.warm_start
+    import wsris.weights.pretrained
     from wsris.cli import main as cli
 
     state = use_minilm_transport(Path(argv[0]))  # models that load MiniLM as external weights
-    for module in (wsris.pretrained, wsris.training.warm_start):  # init.text_encoder: minilm
+    # init.text_encoder: minilm
+    for module in (wsris.weights.pretrained, wsris.training.warm_start):
         module.minilm_state_dict = lambda: dict(state)
     cli(["train", *argv[2:]])  # exits with the command's status
     return 0

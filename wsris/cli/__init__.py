@@ -23,7 +23,7 @@ import click
 
 # Importing the package set the thread policy (OMP_WAIT_POLICY) before torch: see
 # wsris/__init__.py, the one place for the CLI and the Python API alike.
-from .. import __version__
+from .._version import __version__
 from ..errors import (
     INTERRUPTED_EXIT_CODE,
     TERMINATED_EXIT_CODE,

@@ -1,13 +1,13 @@
 """``wsris convert NAME ...``: turn published checkpoints into wsris model folders.
 
-One subcommand per converter a method registers (see :mod:`wsris.methods`)."""
+One subcommand per converter a method registers (see :mod:`wsris.registry`)."""
 
 from __future__ import annotations
 
 import click
 
-from ..methods import converter_names, find_converter, load_object
-from ..model_ref import usage_lines  # noqa: F401  (was defined here)
+from ..registry import converter_names, find_converter, load_object
+from ..weights.model_ref import usage_lines  # noqa: F401  (was defined here)
 
 
 @click.group("convert")

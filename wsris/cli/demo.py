@@ -23,7 +23,7 @@ def demo_command(port: int, models: tuple[str, ...], device: str, open_browser: 
     """
     from ..demo import DemoApp
     from ..demo.server import HOST, start_server
-    from ..model_ref import peek_config
+    from ..weights.model_ref import peek_config
 
     for name in models:
         peek_config(name)  # an unknown or unpublished name fails now, not on the page

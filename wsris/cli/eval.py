@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..methods import get_method, method_names
+from ..registry import get_method, method_names
 
 _VARIANT_HELP = (
     "Method variant (the papers' ablations). "
@@ -71,7 +71,7 @@ def eval_command(model: str | None, data: str, limit: int | None, on_error: str,
       wsris eval --data shapes:test                  # baselines only
     \b
     On several processes (same figures as one process):
-      torchrun --nproc_per_node 2 -m wsris.evaluation --model M --data shapes:val
+      torchrun --nproc_per_node 2 -m wsris.cli eval --model M --data shapes:val
     """
     from ..evaluation import run
 

@@ -38,9 +38,9 @@ def known_vocabulary(spec) -> dict[str, list[str]] | None:
 
 
 def _rows() -> tuple[list[dict], str, str]:
-    from ..hub import cached_status
-    from ..methods import get_method
-    from ..registry import default_model, load_manifest
+    from ..registry import get_method
+    from ..weights.manifest import default_model, load_manifest
+    from ..weights.sources import cached_status
 
     manifest = load_manifest()
     default, why = default_model(manifest)
@@ -147,8 +147,8 @@ def models_command(wide: bool, as_json: bool) -> None:
 @click.option("--cache-dir", default=None, help="Hugging Face cache folder.")
 def download_command(name: str, revision: str | None, cache_dir: str | None) -> None:
     """Fetch NAME's weights into the local cache (for later offline use)."""
-    from ..hub import fetch
-    from ..registry import get_spec
+    from ..weights.manifest import get_spec
+    from ..weights.sources import fetch
 
     # local_files_only=None: HF_HUB_OFFLINE, when set, holds for every source
     folder = fetch(get_spec(name), revision=revision, cache_dir=cache_dir, local_files_only=None)

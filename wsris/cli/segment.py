@@ -196,10 +196,10 @@ def segment_command(
     # 2. The image (one), the model reference and the texts, before the model loads.
     first = None if many else load_image(images[0])
     if model is None:
-        from ..registry import default_model
+        from ..weights.manifest import default_model
 
         model = default_model()[0]
-    from ..model_ref import peek_config, text_tokenizer
+    from ..weights.model_ref import peek_config, text_tokenizer
 
     config = peek_config(model)
     if config is not None and threshold is not None:
@@ -213,9 +213,9 @@ def segment_command(
     done: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     try:
-        import wsris
+        from ..api import load
 
-        segmenter = wsris.load(model, device=device, dtype=dtype)
+        segmenter = load(model, device=device, dtype=dtype)
         if threshold is not None and config is None:  # a Hub model, config only now
             _check_threshold(segmenter.config, model)
         if segmenter.spec is not None and segmenter.spec.random_init:
@@ -281,10 +281,10 @@ def _read(source: str, on_error: str, skipped: list[dict[str, str]], load_image:
 
 def _check_threshold(config: dict[str, Any], model: str) -> None:
     """Refuse --threshold where the model's masks do not come from thresholding."""
-    from ..methods import get_method
+    from ..registry import get_method
 
     if "method" not in config:  # a manifest entry's config: the method is the entry's
-        from ..registry import get_spec
+        from ..weights.manifest import get_spec
 
         config = {**config, "method": get_spec(model).method}
     spec = get_method(config["method"])

@@ -33,8 +33,8 @@ CACHED_IMAGES = 16
 def available_models() -> list[str]:
     """Models that work here without a download and have trained weights: bundled or
     already cached; the default model first."""
-    from ..hub import cached_status
-    from ..registry import default_model, load_manifest
+    from ..weights.manifest import default_model, load_manifest
+    from ..weights.sources import cached_status
 
     manifest = load_manifest()
     default = default_model(manifest)[0]
@@ -99,9 +99,9 @@ class DemoApp:
             raise InvalidInputError(f"unknown model {model!r}; this demo offers "
                                     f"{', '.join(self.models)}")
         if model not in self._segmenters:
-            import wsris
+            from ..api import load
 
-            self._segmenters[model] = wsris.load(model, device=self.device)
+            self._segmenters[model] = load(model, device=self.device)
         return self._segmenters[model]
 
     def segment(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ of the image's annotated objects, drawn with a per-sample seed), ``all_objects``
 union of all annotated objects) and ``centre_box`` (a box of half the image's width and
 height in its centre). A model below them has not learnt to pick the referred object.
 
-Sharding: ``torchrun --nproc_per_node N -m wsris.evaluation --model M --data D`` runs the
+Sharding: ``torchrun --nproc_per_node N -m wsris.cli eval --model M --data D`` runs the
 same command in N processes (gloo on CPU, NCCL on GPUs); images are dealt out round-robin,
 every model call is seeded from (seed, image group) only, and the per-sample counts are
 gathered and summed in sample order, so the figures equal the single-process run exactly.

@@ -39,7 +39,7 @@ def variant_options(method: str, variant: str | None) -> dict[str, Any]:
     """The ``segment`` options of a method variant (``None`` = the model's defaults)."""
     if variant is None:
         return {}
-    from ..methods import get_method, is_method
+    from ..registry import get_method, is_method
 
     if not is_method(method):
         raise InvalidInputError(f"no variants known for method {method!r}")
@@ -282,7 +282,7 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     return EvalReport(info, metrics, by_kind, records, skipped)
 
 
-# Command-line driver (shared by `wsris eval` and `python -m wsris.evaluation`)
+# Command-line driver (what `wsris eval` runs)
 
 
 def _json_plan(json_path: str | Path | None, spec: Any, images: str | Path | None,
@@ -350,9 +350,9 @@ def run(*, data: str, model: str | None = None, limit: int | None = None,
         segmenter = None
         options: dict[str, Any] = {}
         if model is not None:
-            import wsris
+            from ..api import load
 
-            segmenter = wsris.load(model, device=device)
+            segmenter = load(model, device=device)
             options = variant_options(segmenter.method, variant)
             if threshold is not None:
                 options["threshold"] = threshold

@@ -5,7 +5,7 @@ A recipe has five sections; every field has a default except ``method`` and ``mo
 merge key by key and anything else the recipe sets replaces the other's value.
 
 ```yaml
-method: sag                  # a registered method (wsris.methods)
+method: sag                  # a registered method (wsris.registry)
 output_dir: runs/sag_shapes  # checkpoints, logs, the exported model
 seed: 0
 model:                       # the saved config.json of the trained model
@@ -99,7 +99,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "recipe") -> TrainConfig:
-        from ..methods import is_method, method_names
+        from ..registry import is_method, method_names
 
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping at the top level")
@@ -210,7 +210,7 @@ def loss_settings(config: TrainConfig, where: str = "recipe") -> Any:
     """The recipe's ``loss:`` section as its method's loss dataclass (the objective's
     ``loss_config``: defaults filled in, every key, type and range checked), or None for a
     method whose objective declares none. Errors are :class:`ConfigError` naming the key."""
-    from ..methods import get_method, load_object
+    from ..registry import get_method, load_object
 
     spec = get_method(config.method)
     if spec.objective is None:
@@ -223,8 +223,8 @@ def loss_settings(config: TrainConfig, where: str = "recipe") -> Any:
 
 
 def _check_model_section(config: TrainConfig, where: str) -> None:
-    from ..methods import get_method
-    from ..registry import validate_config
+    from ..registry import get_method
+    from ..weights.manifest import validate_config
 
     unknown = sorted(set(config.model) - set(MODEL_SECTION_KEYS))
     if unknown:
@@ -248,7 +248,7 @@ def _check_model_section(config: TrainConfig, where: str) -> None:
 
 
 def _preset(method: str, name: str) -> dict[str, Any]:
-    from ..methods import get_method
+    from ..registry import get_method
 
     return get_method(method).preset(name)
 
@@ -261,7 +261,7 @@ def model_config(config: TrainConfig) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"recipe: unknown {config.method} architecture field(s) {unknown}")
     arch.update(m.get("architecture", {}))
-    from ..methods import get_method
+    from ..registry import get_method
 
     defaults = copy.deepcopy(get_method(config.method).defaults)
     out: dict[str, Any] = {"method": config.method, "architecture": arch}

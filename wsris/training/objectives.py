@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..methods import build_model, get_method, load_object
+from ..registry import build_model, get_method, load_object
 from ..text import Tokenizer
+from ..weights.folder import save_model_folder
 from .config import TrainConfig, model_config  # noqa: F401  (model_config: its old home)
 from .data import PairCollator, referring_dataset
 
@@ -108,7 +109,7 @@ class Objective(nn.Module):
 
     def frozen_stem(self) -> nn.Module | None:
         """The model's frozen EfficientNet backbone, or None when its stem trains."""
-        from ..models.layers import EfficientNetStemPatchEmbed
+        from ..backbones.stems import EfficientNetStemPatchEmbed
 
         encoder = getattr(self.model, "visual_encoder", None) or getattr(
             self.model, "image_encoder", None)
@@ -138,34 +139,6 @@ class Objective(nn.Module):
     def validate(self, limit: int) -> dict[str, float]:
         return {}
 
-    def segmenter(self):
-        from ..api import Segmenter
-
-        name = self.model_config.get("name", f"{self.train_config.method}-trained")
-        return Segmenter(self.model, self.model_config, name=name, device=self.device)
-
-    def localisation_metrics(self, limit: int, **options: Any) -> dict[str, float]:
-        """mIoU and Pr@0.5 of the current model on the validation data (first ``limit``
-        samples), beside the trivial baselines' mIoU, and mIoU per expression kind."""
-        data = self.val_dataset()
-        if data is None:
-            return {}
-        from ..evaluation import evaluate
-
-        was_training = self.model.training
-        self.model.eval()
-        report = evaluate(data, self.segmenter(), method_options=options, limit=limit,
-                          progress=False)
-        self.model.train(was_training)
-        model = report.metrics["model"]
-        out = {"mIoU": model["mIoU"], "Pr@0.5": model["Pr@0.5"]}
-        for name, m in report.metrics.items():
-            if name != "model":
-                out[f"mIoU_{name}"] = m["mIoU"]
-        for kind, per in report.by_kind.items():
-            out[f"mIoU_{kind}"] = per["model"]["mIoU"]
-        return out
-
     def export(self, folder: Path, total_seconds: float, step: int | None = None,
                recipe: dict | None = None) -> Path:
         """Save the model with a card; ``recipe`` (default: this objective's) is the
@@ -178,8 +151,9 @@ class Objective(nn.Module):
             "recipe": "```json\n" + json.dumps(recipe, indent=2, default=str)
             + f"\n```\n\nTraining wall time: {total_seconds / 3600:.2f} h{steps}.",
         }
+        config.setdefault("name", f"{self.train_config.method}-trained")
         self.model.eval()
-        return self.segmenter().save_pretrained(folder)
+        return save_model_folder(self.model, config, folder)
 
 
 def build_objective(config: TrainConfig, device: torch.device) -> Objective:

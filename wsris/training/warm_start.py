@@ -34,8 +34,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import ConfigError, WeightsNotAvailableError
-from ..pretrained import efficientnet_lite0_state_dict, minilm_state_dict
-from ..state_dicts import check_state_dict
+from ..weights.pretrained import efficientnet_lite0_state_dict, minilm_state_dict
+from ..weights.state_dicts import check_state_dict
 
 __all__ = ["efficientnet_lite0_state_dict", "initialise", "minilm_state_dict"]
 
@@ -44,7 +44,7 @@ INIT_OPTIONS = ("text_encoder", "image_encoder", "image_stem", "checkpoint",
 
 
 def load_efficientnet_stem(stem: nn.Module) -> None:
-    """ImageNet weights into an :class:`~wsris.models.layers.EfficientNetStemPatchEmbed`'s
+    """ImageNet weights into an :class:`~wsris.backbones.stems.EfficientNetStemPatchEmbed`'s
     backbone (``Sequential(conv_stem, bn1, blocks[0], blocks[1], blocks[2])``)."""
     backbone = getattr(stem, "backbone", None)
     if backbone is None:
@@ -106,8 +106,8 @@ def checkpoint_folder(source: str) -> Path:
         return folder
     if "/" in source or "\\" in source:
         raise ConfigError(f"recipe: init.checkpoint {source!r} is not a folder")
-    from ..hub import fetch
-    from ..registry import get_spec, load_manifest
+    from ..weights.manifest import get_spec, load_manifest
+    from ..weights.sources import fetch
 
     return fetch(get_spec(source, load_manifest()))
 
@@ -135,7 +135,7 @@ def initialise(model: nn.Module, init: dict[str, Any]) -> None:
     if skip is not None and not init.get("checkpoint"):
         raise ConfigError("recipe: init.checkpoint_skip needs init.checkpoint")
     if init.get("checkpoint"):
-        from ..api import load_weights
+        from ..weights.folder import load_weights
 
         prefixes = () if skip is None else checkpoint_skip_prefixes(model, skip)
         folder = checkpoint_folder(str(init["checkpoint"]))
@@ -157,6 +157,6 @@ def initialise(model: nn.Module, init: dict[str, Any]) -> None:
         load_image_encoder(model.image_encoder, timm_state_dict(str(image_source)[5:]))
     text_source = init.get("text_encoder")
     if text_source is not None:
-        from ..models.bert import load_bert_weights
+        from ..backbones.bert import load_bert_weights
 
         load_bert_weights(model.text_encoder, _text_state_dict(str(text_source)))

@@ -9,7 +9,7 @@ inter-chunk and region consistency terms over spaCy noun chunks (:mod:`.noun_chu
 
 from __future__ import annotations
 
-from .. import Converter, MethodSpec, register_method
+from ...registry import Converter, MethodSpec, register_method
 
 ALBEF_MEAN = [0.48145466, 0.4578275, 0.40821073]
 ALBEF_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -19,8 +19,8 @@ SPEC = register_method(MethodSpec(
     title="ALBEF Grad-CAM with intra- and inter-chunk consistency (Lee et al. 2023)",
     paper="Lee et al. 2023, Weakly Supervised Referring Image Segmentation with "
     "Intra-Chunk and Inter-Chunk Consistency (ICCV 2023)",
-    config_class="wsris.models.albef:AlbefConfig",
-    model_class="wsris.models.albef:AlbefModel",
+    config_class="wsris.methods.chunk.model:AlbefConfig",
+    model_class="wsris.methods.chunk.model:AlbefModel",
     presets=("base", "tiny"),
     pipeline="wsris.methods.chunk.pipeline",
     options=frozenset({

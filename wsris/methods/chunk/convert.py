@@ -37,10 +37,10 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from ...checksums import sha256_file
 from ...errors import InvalidInputError, WeightsMismatchError
-from ...models.albef import AlbefConfig, AlbefModel
-from ...state_dicts import check_state_dict, conversion_paths, fitted_tensors
+from ...weights.checksums import sha256_file
+from ...weights.state_dicts import check_state_dict, conversion_paths, fitted_tensors
+from .model import AlbefConfig, AlbefModel
 
 log = logging.getLogger(__name__)
 

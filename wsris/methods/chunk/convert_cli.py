@@ -32,7 +32,7 @@ def albef_command(src: Path, out_dir: Path, variant: str | None, overwrite: bool
         a, b = source["position_grid_resized"]
         click.echo(f"position grid resized bicubically from {a}x{a} to {b}x{b}")
     click.echo(f"wrote {folder / 'config.json'} and {folder / 'model.safetensors'}")
-    from ...model_ref import usage_lines  # light enough, but not needed for --help
+    from ...weights.model_ref import usage_lines  # light enough, but not needed for --help
 
     for line in usage_lines(folder):
         click.echo(line)

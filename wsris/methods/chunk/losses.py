@@ -5,7 +5,7 @@ word, or a WordPiece position), differentiable when computed with ``create_graph
 half-precision maps are cast to float32 here (safe under autocast), float64 is kept. A
 chunk is a list of unit indices into the unit axis of the maps:
 
-- per-position Grad-CAM maps ``[T, L, h, w]`` (``wsris.blocks.gradcam``, position 0 is
+- per-position Grad-CAM maps ``[T, L, h, w]`` (``wsris.methods.chunk.gradcam``, position 0 is
   ``[CLS]``) go with ``ChunkBatch.position_chunks`` (``wsris.blocks.noun_chunks``): pairs in
   Eq. 3 are then pairs of WordPieces, including pieces of the same word;
 - maps pooled per word with :func:`pool_word_maps` go with ``ChunkBatch.word_chunks``:

@@ -32,9 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
+from ...backbones.bert import IndexedImages
 from ...blocks.noun_chunks import chunk_batch
-from ...models.bert import IndexedImages
+from ...evaluation.during_training import localisation_metrics
 from ...strict import from_mapping
 from ...training.false_negatives import (
     batch_scenes,
@@ -43,6 +43,7 @@ from ...training.false_negatives import (
     may_describe,
 )
 from ...training.objectives import Objective
+from .gradcam import compute_gradcam, default_word_mask, sentence_map
 from .losses import (
     PIXEL_REDUCTIONS,
     box_loss,
@@ -264,7 +265,7 @@ class ChunkObjective(Objective):
         from .validation import matching_metrics
 
         metrics = matching_metrics(self, limit)
-        metrics.update(self.localisation_metrics(limit))
+        metrics.update(localisation_metrics(self, limit))
         return metrics
 
 

@@ -35,13 +35,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...blocks.affinity import patch_affinity, refine_with_affinity
-from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...blocks.maps import upsample_normalised
 from ...errors import InvalidInputError
-from ...models.albef import AlbefModel, VisionOutput
 from ...pipelines.base import LocalizationOutput
 from ...text import TextBatch
+from .affinity import patch_affinity, refine_with_affinity
+from .gradcam import compute_gradcam, default_word_mask, sentence_map
+from .model import AlbefModel, VisionOutput
 
 STAGES = ("gradcam", "affinity", "proposals")
 AVERAGES = ("words", "tokens_with_cls")
@@ -196,7 +196,7 @@ def _image_side(
         key = ("proposals", opts["max_proposals"])
         proposals = cache.get(key)
         if proposals is None:
-            from ...blocks.proposals import generate_proposals
+            from .proposals import generate_proposals
 
             small = proposal_image(image)
             max_proposals = opts["max_proposals"]
@@ -302,7 +302,7 @@ def _select(
     proposals: np.ndarray, low: torch.Tensor, tau: float, stages: dict[str, Any],
     rule: str = "iou", min_area: float = 0.01,
 ) -> np.ndarray | None:
-    from ...blocks.proposals import select_proposal, select_proposal_by_mean
+    from .proposals import select_proposal, select_proposal_by_mean
 
     size = tuple(proposals.shape[1:]) if proposals.ndim == 3 else (1, 1)
     score_map = _normalised(low, size)

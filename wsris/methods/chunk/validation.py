@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...blocks.gradcam import compute_gradcam, default_word_mask, sentence_map
 from ...blocks.noun_chunks import chunk_batch, load_nlp
 from ...errors import NlpModelError
+from .gradcam import compute_gradcam, default_word_mask, sentence_map
 from .losses import chunk_maps, isolated_regions, minmax_normalize
 
 

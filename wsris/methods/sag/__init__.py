@@ -1,6 +1,6 @@
 """Shatter and Gather (Kim et al. 2023): slot attention over ViT tokens, gathered by text.
 
-Inference (:mod:`.pipeline`): the image is shattered into slots (:mod:`wsris.blocks.slots`)
+Inference (:mod:`.pipeline`): the image is shattered into slots (:mod:`wsris.methods.sag.slots`)
 and each slot's map is weighted by how well it matches the expression. Training
 (:mod:`.objective`, :mod:`.losses`): the C^3 contrastive loss plus slot reconstruction.
 :mod:`.convert` reads the official SaG checkpoints.
@@ -8,15 +8,15 @@ and each slot's map is weighted by how well it matches the expression. Training
 
 from __future__ import annotations
 
-from .. import Converter, MethodSpec, register_method
+from ...registry import Converter, MethodSpec, register_method
 
 SPEC = register_method(MethodSpec(
     name="sag",
     title="Shatter and Gather: slot attention gathered by text (Kim et al. 2023)",
     paper="Kim et al. 2023, Shatter and Gather: Learning Referring Image Segmentation "
     "with Text Supervision (ICCV 2023)",
-    config_class="wsris.models.sag:SagConfig",
-    model_class="wsris.models.sag:SagModel",
+    config_class="wsris.methods.sag.model:SagConfig",
+    model_class="wsris.methods.sag.model:SagModel",
     presets=("paper", "tiny"),
     pipeline="wsris.methods.sag.pipeline",
     options=frozenset({"combine", "slot_init", "num_samples", "seed", "slot_split"}),

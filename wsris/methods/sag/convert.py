@@ -54,12 +54,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ...checksums import sha256_file
 from ...errors import WeightsMismatchError
-from ...models.sag import SagConfig, SagModel
-from ...models.sag_config import OFFICIAL_SLOT_ATTENTION_EPS
-from ...state_dicts import check_state_dict, conversion_paths
+from ...weights.checksums import sha256_file
+from ...weights.state_dicts import check_state_dict, conversion_paths
 from .checkpoint import read_official_checkpoint
+from .config import OFFICIAL_SLOT_ATTENTION_EPS
+from .model import SagConfig, SagModel
 from .official_args import OfficialSettings, settings_from_args
 
 IMG = r"encoders\.img_enc\."

@@ -79,7 +79,7 @@ def sag_command(
         )
     click.echo(f"dropped keys: {', '.join(source['dropped_keys']) or 'none'}")
     click.echo(f"wrote {out / 'config.json'}, {out / 'model.safetensors'} and {out / 'README.md'}")
-    from ...model_ref import usage_lines  # light enough, but not needed for --help
+    from ...weights.model_ref import usage_lines  # light enough, but not needed for --help
 
     for line in usage_lines(out):
         click.echo(line)

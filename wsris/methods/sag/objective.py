@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from ...evaluation.during_training import localisation_metrics
 from ...strict import from_mapping
 from ...training.objectives import Objective
 from .losses import (
@@ -103,7 +104,7 @@ class SagObjective(Objective):
 
     def _frozen_text_features(self, texts: list[str]) -> torch.Tensor:
         """Text features over a fixed text encoder and projection: their part
-        (:meth:`~wsris.models.sag.SagModel.text_tokens`, in eval mode as at inference)
+        (:meth:`~wsris.methods.sag.model.SagModel.text_tokens`, in eval mode as at inference)
         is computed once per distinct text; the trainable text head, if any, runs on it
         every step."""
         m = self.model
@@ -219,7 +220,7 @@ class SagObjective(Objective):
     @torch.no_grad()
     def validate(self, limit: int) -> dict[str, float]:
         """Binding first (best-slot IoU per object), then localisation."""
-        from ...blocks.slots import best_slot_iou
+        from .slots import best_slot_iou
 
         data = self.val_dataset()
         if data is None:
@@ -240,6 +241,6 @@ class SagObjective(Objective):
             ious.append(best_slot_iou(a_slot, masks))
         metrics = {"best_slot_iou": float(torch.cat(ious).mean())} if ious else {}
         metrics.update(self.heldout_retrieval(data, limit))
-        metrics.update(self.localisation_metrics(limit))
+        metrics.update(localisation_metrics(self, limit))
         self.model.train()
         return metrics

@@ -7,7 +7,7 @@ image size, min-max normalises it and thresholds it (0.5 in the paper).
 Options (``config.json`` "inference", overridable per call):
 
 * ``combine``: ``product`` (the paper's), ``max``, ``avg`` or ``min`` (Table 4b; see
-  :mod:`wsris.blocks.slots`);
+  :mod:`wsris.methods.sag.slots`);
 * ``slot_init``: ``mean`` (the Gaussian means, no noise), ``sample`` (noise from a CPU
   generator seeded with ``seed``, the maps of ``num_samples`` draws averaged) or ``fresh``
   (the official code's behaviour: new noise from the global RNG at every call, so the same
@@ -34,11 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...blocks.slots import COMBINE_MODES, combine_slot_maps
 from ...errors import InvalidInputError
-from ...models.sag import SLOT_INITS, SLOT_SPLITS, SagModel
 from ...pipelines.base import LocalizationOutput
 from ...text import TextBatch
+from .model import SLOT_INITS, SLOT_SPLITS, SagModel
+from .slots import COMBINE_MODES, combine_slot_maps
 
 # "fresh": the official evaluation's fresh noise per call (not reproducible)
 INFERENCE_SLOT_INITS = (*SLOT_INITS, "fresh")

@@ -10,7 +10,7 @@ no training objective here: the released weights are the way to get a model.
 
 from __future__ import annotations
 
-from .. import Converter, MethodSpec, register_method
+from ...registry import Converter, MethodSpec, register_method
 
 SPEC = register_method(MethodSpec(
     name="tris",

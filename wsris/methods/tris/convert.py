@@ -15,7 +15,7 @@ Dropped by name, and only these (counted in ``config.json`` under ``source.dropp
   its own ``logit_scale``);
 - ``deep_supervision``: ``final_seg2.*``..``final_seg4.*``, stage 2's training-only heads.
 
-Everything else must fill the model exactly (:func:`wsris.state_dicts.check_state_dict`
+Everything else must fill the model exactly (:func:`wsris.weights.state_dicts.check_state_dict`
 names every difference). Files are read with ``torch.load(weights_only=True)``.
 No checksum is published upstream; the sha256 of the file converted is recorded.
 """
@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 
-from ...checksums import sha256_file
 from ...errors import WeightsMismatchError
-from ...state_dicts import check_state_dict, conversion_paths, fitted_tensors
+from ...weights.checksums import sha256_file
+from ...weights.state_dicts import check_state_dict, conversion_paths, fitted_tensors
 from .model import TrisConfig, TrisModel
 from .preprocessing import model_config
 

@@ -25,7 +25,7 @@ def tris_command(src: Path, out_dir: Path, image_size: int, overwrite: bool) -> 
                "(TRIS publishes no checksum to compare it with)")
     click.echo(f"dropped keys: {dropped}")
     click.echo(f"wrote {folder / 'config.json'} and {folder / 'model.safetensors'}")
-    from ...model_ref import usage_lines
+    from ...weights.model_ref import usage_lines
 
     for line in usage_lines(folder):
         click.echo(line)

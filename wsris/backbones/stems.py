@@ -29,7 +29,7 @@ def _set_patch_grid(
 class ConvStemPatchEmbed(nn.Module):
     """Departure for tiny models: ``log2(patch)`` stride-2 3x3 convolutions with batch norm
     and GELU, then a 1x1 projection, in place of timm's single patchify convolution. Same
-    interface as :class:`wsris.models.vit.PatchEmbed`."""
+    interface as :class:`wsris.backbones.vit.PatchEmbed`."""
 
     dynamic_img_pad = False
 

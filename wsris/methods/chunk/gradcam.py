@@ -15,7 +15,7 @@ the LAST text layer only [CLS] reaches the ITM head, so every word map there is 
 the Grad-CAM layer must lie below it (ALBEF-base: 8 of 6..11).
 
 The model exposes the attention through one documented hook,
-:meth:`~wsris.models.albef.AlbefModel.forward_with_cross_attention`; two ways to compute:
+:meth:`~wsris.methods.chunk.model.AlbefModel.forward_with_cross_attention`; two ways to compute:
 
 - ``create_graph=False`` (inference): everything up to the target attention runs under
   ``no_grad``; the probabilities are a leaf that requires grad, so the backward touches
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.albef import AlbefModel
-from ..models.bert import IndexedImages
+from ...backbones.bert import IndexedImages
+from .model import AlbefModel
 
 
 @dataclass

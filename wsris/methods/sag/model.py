@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import EfficientNetStemPatchEmbed
-from .sag_config import (  # noqa: F401  (public here too)
+from ...backbones.stems import EfficientNetStemPatchEmbed
+from .config import (  # noqa: F401  (public here too)
     DECODER_MIXING,
     DECODER_POS,
     RECON_TARGETS,
@@ -51,7 +51,7 @@ from .sag_config import (  # noqa: F401  (public here too)
     TEXT_NORMS,
     SagConfig,
 )
-from .sag_layers import (  # noqa: F401  (public here too)
+from .layers import (  # noqa: F401  (public here too)
     BroadcastDecoder,
     FeedForward,
     GroupInteraction,
@@ -123,10 +123,10 @@ class SagModel(nn.Module):
             return {}
 
         def load_minilm(model: SagModel) -> None:
-            from ..checksums import sha256_file
-            from ..errors import ChecksumMismatchError
-            from ..pretrained import minilm_path, minilm_state_dict
-            from .bert import load_bert_weights
+            from ...backbones.bert import load_bert_weights
+            from ...errors import ChecksumMismatchError
+            from ...weights.checksums import sha256_file
+            from ...weights.pretrained import minilm_path, minilm_state_dict
 
             want = model.config.text_weights_sha256
             if want and sha256_file(minilm_path()) != want:
@@ -185,7 +185,7 @@ class SagModel(nn.Module):
     def split_slots(self, slots: SlotOutput, min_tokens: int | None = None) -> SlotOutput:
         """Departure (``slot_split: pieces``): every slot whose hard mask falls apart into
         several 8-connected pieces of at least ``min_tokens`` tokens (default: the
-        config's) becomes one entity per piece (:func:`~wsris.blocks.slot_pieces.slot_pieces`).
+        config's) becomes one entity per piece (:func:`~wsris.methods.sag.slot_pieces.slot_pieces`).
 
         A piece's ``A^slot`` is its slot's inside the piece and 0 elsewhere, so the pieces
         of a slot add up to it there; its state is the slot's plus one more aggregation
@@ -196,7 +196,7 @@ class SagModel(nn.Module):
         """
         if slots.state is None or slots.values is None:
             raise ValueError("split_slots needs the output of discover()")
-        from ..blocks.slot_pieces import slot_pieces
+        from .slot_pieces import slot_pieces
 
         pieces = slot_pieces(slots.a_slot, slots.grid,
                              min_tokens or self.config.slot_split_min_tokens)

@@ -3,9 +3,9 @@
 Parameter names follow ALBEF's public checkpoints (``shared/reference/albef.md``), so
 converting them is a renaming:
 
-- ``visual_encoder``: a ViT (:mod:`wsris.models.vit`, with timm's parameter names;
+- ``visual_encoder``: a ViT (:mod:`wsris.backbones.vit`, with timm's parameter names;
   ViT-B/16 at 384 px for ALBEF-base),
-- ``text_encoder``: :class:`~wsris.models.bert.BertModel`, text-only layers then fusion
+- ``text_encoder``: :class:`~wsris.backbones.bert.BertModel`, text-only layers then fusion
   layers that cross-attend to the image tokens,
 - ``itm_head`` (match = class 1) on the fused text [CLS], ``vision_proj`` /
   ``text_proj`` contrastive projections and the temperature ``temp``.
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..strict import from_mapping
-from .bert import BertConfig, BertModel, IndexedImages, TextFusionOutput
+from ...backbones.bert import BertConfig, BertModel, IndexedImages, TextFusionOutput
+from ...strict import from_mapping
 
 STEMS = ("patch", "conv", "efficientnet_lite0")
 
@@ -201,18 +201,18 @@ class AlbefModel(nn.Module):
 
     def __init__(self, config: AlbefConfig) -> None:
         super().__init__()
-        from .vit import VisionTransformer
+        from ...backbones.vit import VisionTransformer
 
         self.config = config
         stem: dict[str, Any] = {}
         if config.stem == "conv":
-            from .layers import ConvStemPatchEmbed
+            from ...backbones.stems import ConvStemPatchEmbed
 
             stem["embed_layer"] = partial(
                 ConvStemPatchEmbed, stem_channels=config.conv_stem_channels
             )
         elif config.stem == "efficientnet_lite0":
-            from .layers import EfficientNetStemPatchEmbed
+            from ...backbones.stems import EfficientNetStemPatchEmbed
 
             stem["embed_layer"] = partial(EfficientNetStemPatchEmbed, frozen=config.stem_frozen)
         self.visual_encoder = VisionTransformer(
@@ -300,7 +300,7 @@ class AlbefModel(nn.Module):
         differentiable: bool = False,
     ) -> CrossAttentionForward:
         """ITM logits with layer ``layer``'s cross-attention exposed for a gradient: the
-        hook Grad-CAM (:mod:`wsris.blocks.gradcam`) uses instead of driving the layers.
+        hook Grad-CAM (:mod:`wsris.methods.chunk.gradcam`) uses instead of driving the layers.
 
         Returns the post-softmax cross-attention probabilities ``[T, heads, L, 1+N]``
         (before dropout) and the ITM logits ``[T, 2]`` computed from them, so

@@ -1,6 +1,6 @@
 """The configuration of a Shatter and Gather model (:class:`SagConfig`) and its choices.
 
-The model itself is :mod:`wsris.models.sag`.
+The model itself is :mod:`wsris.methods.sag.model`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..strict import from_mapping
+from ...strict import from_mapping
 
 SLOT_TYPES = ("entity", "random", "query")
 SLOT_INITS = ("sample", "mean")
@@ -147,7 +147,7 @@ class SagConfig:
         if self.recon_target in ("vit", "vit+pixels"):
             parts.append(("vit", self.vit_width))
         if self.recon_target in ("stem", "stem+pixels"):
-            from .layers import EFFICIENTNET_LITE0_STRIDE8_CHANNELS
+            from ...backbones.stems import EFFICIENTNET_LITE0_STRIDE8_CHANNELS
 
             parts.append(("stem", EFFICIENTNET_LITE0_STRIDE8_CHANNELS))
         if self.recon_target in ("pixels", "vit+pixels", "stem+pixels"):

@@ -3,7 +3,7 @@
 Slot attention over the small models' features groups tokens by colour, so one slot often
 holds two shapes of one colour; the 8-connected pieces of the slots' hard masks bind
 objects far better (``lab/scripts/slot_binding.py --components``). :func:`slot_pieces` finds
-those pieces on the token grid; :meth:`wsris.models.sag.SagModel.split_slots` turns each
+those pieces on the token grid; :meth:`wsris.methods.sag.model.SagModel.split_slots` turns each
 piece into an entity of its own.
 """
 

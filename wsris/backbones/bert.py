@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..state_dicts import check_state_dict
+from ..weights.state_dicts import check_state_dict
 
 
 @dataclass

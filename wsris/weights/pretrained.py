@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import WeightsMismatchError, WeightsNotAvailableError
+from ..errors import WeightsMismatchError, WeightsNotAvailableError
 
 __all__ = ["efficientnet_lite0_state_dict", "minilm_path", "minilm_state_dict"]
 

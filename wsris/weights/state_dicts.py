@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import WeightsMismatchError
+from ..errors import WeightsMismatchError
 
 
 def _shape(value: Any) -> tuple[int, ...]:
@@ -91,7 +91,7 @@ def conversion_paths(src: Any, out_dir: Any, overwrite: bool) -> tuple[Any, Any]
     converted weights (or ``overwrite``): the first check of every converter."""
     from pathlib import Path
 
-    from .errors import InvalidInputError
+    from ..errors import InvalidInputError
 
     src, out_dir = Path(src), Path(out_dir)
     if not src.is_file():

@@ -15,14 +15,14 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-from .checksums import sha256_file
-from .errors import (
+from ..errors import (
     ChecksumMismatchError,
     ConfigError,
     UnknownModelError,
     WeightsNotAvailableError,
 )
-from .registry import FileSpec, ModelSpec, Source
+from .checksums import sha256_file
+from .manifest import FileSpec, ModelSpec, Source
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -168,7 +168,7 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
         except Exception as exc:  # urllib raises many types; all mean "not available"
             import urllib.error
 
-            from .url_fetch import DownloadError
+            from ..url_fetch import DownloadError
 
             if (isinstance(exc, DownloadError) and exc.unreachable) or (
                 isinstance(exc, urllib.error.URLError)
@@ -190,7 +190,7 @@ def _url(spec: ModelSpec, source: Source, local_files_only: bool | None) -> Path
                 f"{sha256_file(raw)} is recorded in config.json",
                 stacklevel=2,
             )
-        from .methods import run_converter
+        from ..registry import run_converter
 
         out = Path(tmp) / "converted"
         run_converter(source.converter, raw, out)
@@ -203,7 +203,7 @@ def _download(url: str, dest: Path) -> None:
     redirect policy (:func:`wsris.url_fetch.download_to_file`); other schemes (file://)
     through torch.hub."""
     if url.lower().startswith(("http://", "https://")):
-        from .url_fetch import download_to_file
+        from ..url_fetch import download_to_file
 
         download_to_file(url, dest)
     else:
@@ -236,7 +236,7 @@ def fetch(
 
 
 def raise_unpublished(spec: ModelSpec) -> None:
-    from .errors import UnpublishedModelError
+    from ..errors import UnpublishedModelError
 
     raise UnpublishedModelError(
         f"{spec.name}: no weights have been published for this model. {spec.note} "

@@ -13,11 +13,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError, UnknownModelError
-from .hub import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME
-from .methods import is_method, method_names
-from .registry import get_spec, load_manifest, validate_config
-from .text import Tokenizer
+from ..errors import ManifestError, UnknownModelError
+from ..registry import is_method, method_names
+from ..text import Tokenizer
+from .manifest import get_spec, load_manifest, validate_config
+from .sources import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME
 
 
 def read_config(folder: Path, what: str) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def read_config(folder: Path, what: str) -> dict[str, Any]:
 
 def text_tokenizer(config: dict[str, Any]) -> Tokenizer:
     """The tokenizer of a model config, capped at its text encoder's position limit."""
-    from .methods import get_method, load_object
+    from ..registry import get_method, load_object
 
     method = config.get("method")
     factory = get_method(method).tokenizer if isinstance(method, str) else None
@@ -100,7 +100,7 @@ def peek_config(name_or_path: str | Path) -> dict[str, Any] | None:
         return None
     spec = get_spec(target, load_manifest())
     if not spec.published:
-        from .hub import raise_unpublished
+        from .sources import raise_unpublished
 
         raise_unpublished(spec)
     return copy.deepcopy(spec.config)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .maps import upsample_normalised
+from ...blocks.maps import upsample_normalised
 
 COMBINE_MODES = ("product", "max", "avg", "min")
 

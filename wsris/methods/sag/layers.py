@@ -1,7 +1,7 @@
 """The parts Shatter and Gather is built from: output records, attention blocks, slot
 attention and its initialiser, the broadcast decoder, the modality fusion, the encoders.
 
-Assembled into the model in :mod:`wsris.models.sag`.
+Assembled into the model in :mod:`wsris.methods.sag.model`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ConvStemPatchEmbed, EfficientNetStemPatchEmbed
-from .sag_config import (
+from ...backbones.stems import ConvStemPatchEmbed, EfficientNetStemPatchEmbed
+from .config import (
     SLOT_INITS,
     SagConfig,
 )
@@ -397,12 +397,12 @@ class BroadcastDecoder(nn.Module):
 
 
 def build_vit(config: SagConfig) -> nn.Module:
-    """The ViT (:mod:`wsris.models.vit`, timm's parameter names) with the sizes of
+    """The ViT (:mod:`wsris.backbones.vit`, timm's parameter names) with the sizes of
     ``config``, class token kept (it takes part in attention as in the pretrained ViT) and
     no classifier head."""
     from functools import partial
 
-    from .vit import VisionTransformer
+    from ...backbones.vit import VisionTransformer
 
     kwargs: dict[str, Any] = {}
     if config.stem == "conv":
@@ -424,9 +424,9 @@ def build_vit(config: SagConfig) -> nn.Module:
 
 
 def build_text_encoder(config: SagConfig) -> nn.Module:
-    """A text-only BERT (``wsris.models.bert``: standard Hugging Face parameter names, no
+    """A text-only BERT (``wsris.backbones.bert``: standard Hugging Face parameter names, no
     pooler, no fusion layers)."""
-    from .bert import BertConfig, BertModel
+    from ...backbones.bert import BertConfig, BertModel
 
     return BertModel(
         BertConfig(
