@@ -9,10 +9,10 @@ only when used (:func:`load_object`), so registering a method imports no torch.
 
 The API, command line, manifest, evaluation, training and model cards ask this registry;
 none of them names a method. A method outside wsris registers on import, or through the
-``wsris.registry`` entry-point group (each entry point names a module that registers).
+``wsris.methods`` entry-point group (each entry point names a module that registers).
 
-The shared building blocks the methods are made of (Grad-CAM, affinity, mask proposals,
-slot attention) live in :mod:`wsris.blocks`.
+Backbones two methods share live in :mod:`wsris.backbones`, code two methods use in
+:mod:`wsris.blocks`; everything else a method needs sits in its own folder.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ __all__ = [
 
 #: The methods that ship with wsris, imported (and so registered) on first use.
 BUILTIN = ("wsris.methods.chunk", "wsris.methods.sag", "wsris.methods.tris")
-ENTRY_POINT_GROUP = "wsris.registry"
+ENTRY_POINT_GROUP = "wsris.methods"
 
 
 @dataclass(frozen=True)
