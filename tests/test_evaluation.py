@@ -194,7 +194,7 @@ def test_two_process_gloo_shards_equal_single_process(tmp_path: Path):
 @pytest.mark.slow  # several processes
 def test_torchrun_cli_matches_single_process(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = ["-m", "wsris.evaluation", "--data", "shapes:test", "--limit", "12",
+    args = ["-m", "wsris.cli", "eval", "--data", "shapes:test", "--limit", "12",
             "--no-progress", "--seed", "4"]
     subprocess.run([sys.executable, *args, "--json", str(tmp_path / "one.json")],
                    check=True, env=env, capture_output=True, cwd=tmp_path, timeout=120)
