@@ -96,7 +96,7 @@ def model_config(method: str, size: str) -> tuple[dict[str, Any], str]:
         return config, f"{name} architecture, random weights"
     if method == "sag":
         from wsris.training.config import TrainConfig
-        from wsris.training.objectives import model_config as recipe_config
+        from wsris.training.config import model_config as recipe_config
 
         config = recipe_config(TrainConfig.from_yaml(SAG_TINY_RECIPE))
         config.pop("name", None)

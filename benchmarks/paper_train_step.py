@@ -59,7 +59,7 @@ def recipe_for_benchmark(method: str, smoke: bool, batch: int | None = None) -> 
         config.optim.batch_size = 4
     if batch is not None:
         config.optim.batch_size = batch
-    from wsris.training.objectives import model_config
+    from wsris.training.config import model_config
 
     size = model_config(config)["architecture"]["image_size"]
     config.data = {**config.data, "train": f"shapes:train?image_size={size}",

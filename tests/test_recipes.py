@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from wsris.methods.sag.model import SagConfig
-from wsris.training.config import TrainConfig
-from wsris.training.objectives import model_config
+from wsris.training.config import TrainConfig, model_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RECIPES = sorted(CONFIGS.rglob("*.yaml"))  # the ablation recipes too

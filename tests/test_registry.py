@@ -106,7 +106,8 @@ def test_converted_albef_entry_tokenizes_to_the_text_encoders_limit():
     from wsris.weights.manifest import get_spec
 
     spec = get_spec("albef-refcoco+")
-    positions = spec.config["architecture"].get("max_positions", AlbefConfig().max_positions)
+    positions = spec.config["architecture"].get("text_max_positions",
+                                                 AlbefConfig().text_max_positions)
     assert spec.config["text"]["max_length"] == positions == 512
 
 

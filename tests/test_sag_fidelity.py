@@ -57,12 +57,12 @@ def test_a_file_written_like_save_ckpt_converts_with_its_args(tmp_path, numpy1):
     assert (arch["num_groups"], arch["slots_per_group"], arch["slot_type"]) == (KG, 3, "entity")
     assert arch["image_size"] == 64 and arch["iterations"] == ITERS
     # heads are in no shape: 16 ViT heads (not the assumed width / 64 = 1), 2 elsewhere
-    assert (arch["vit_heads"], arch["agg_heads"], arch["interaction_heads"],
+    assert (arch["vision_heads"], arch["agg_heads"], arch["interaction_heads"],
             arch["fusion_heads"]) == (16, 2, 2, 2)
     assert arch["text_norm"] == "l2" and config["inference"]["threshold"] == 0.4
     assert source["assumed"] == [] and source["has_args"] is True
     assert source["settings"]["num_slots"] == "args.img_num_embeds"
-    assert source["settings"]["vit_heads"] == "args.img_backbone"
+    assert source["settings"]["vision_heads"] == "args.img_backbone"
     assert source["val_iou"] == pytest.approx(64.0) and source["epoch"] == 7
     # the allowance does not outlive the conversion
     with pytest.raises(Exception, match="weights_only"):

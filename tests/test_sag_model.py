@@ -53,10 +53,10 @@ def test_forward_shapes(model: SagModel) -> None:
     assert torch.allclose(out.a_fuse.sum(-1), torch.ones(2, 3), atol=1e-5)
     assert out.a_slot.shape == (2, k, n) and out.a_slot.dtype == torch.float32
     assert out.slots.shape == (2, k, cfg.dim)
-    width = cfg.vit_width + 3 * cfg.patch_size**2  # vit+pixels
+    width = cfg.vision_width + 3 * cfg.patch_size**2  # vit+pixels
     assert out.recon.shape == out.recon_target.shape == (2, n, width)
     assert not out.recon_target.requires_grad
-    assert out.recon_splits == [("vit", cfg.vit_width), ("pixels", 48)]
+    assert out.recon_splits == [("vit", cfg.vision_width), ("pixels", 48)]
     assert float(out.logit_scale.detach()) == pytest.approx(10.0)
 
 
@@ -77,14 +77,14 @@ def _lin(i: int, o: int, bias: bool = True) -> int:
 
 def expected_parameters(c: SagConfig) -> int:
     """Parameter count written out from the stated sizes (independent of the modules)."""
-    w, p, n = c.vit_width, c.patch_size, (c.image_size // c.patch_size) ** 2
-    hid = int(c.vit_mlp_ratio * w)
+    w, p, n = c.vision_width, c.patch_size, (c.image_size // c.patch_size) ** 2
+    hid = int(c.vision_mlp_ratio * w)
     vit_block = 2 * 2 * w + _lin(w, 3 * w) + _lin(w, w) + _lin(w, hid) + _lin(hid, w)
-    vit = _lin(3 * p * p, w) + w + (n + 1) * w + c.vit_depth * vit_block + 2 * w
+    vit = _lin(3 * p * p, w) + w + (n + 1) * w + c.vision_layers * vit_block + 2 * w
     h, i = c.text_width, c.text_intermediate
     bert_layer = 4 * _lin(h, h) + _lin(h, i) + _lin(i, h) + 2 * 2 * h
     bert = (c.text_vocab_size + c.text_max_positions + c.text_type_vocab_size) * h + 2 * h
-    bert += c.text_depth * bert_layer
+    bert += c.text_layers * bert_layer
     d, ff = c.dim, c.mlp_ratio * c.dim
     mlp = _lin(d, ff) + _lin(ff, d)
     proj = _lin(w, d) + _lin(h, d)
@@ -281,7 +281,7 @@ def test_decoder_mixing_weights() -> None:
     slots = torch.randn(2, m.config.num_slots, m.config.dim)
     with torch.no_grad():
         recon, alpha = m.decoder(slots, (16, 16))
-    assert recon.shape == (2, 256, m.config.vit_width)
+    assert recon.shape == (2, 256, m.config.vision_width)
     assert torch.allclose(alpha.sum(1), torch.ones(2, 256), atol=1e-5)
     # one slot: the weights are all 1 and the output is the MLP's feature channels
     with torch.no_grad():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from wsris.errors import ManifestError
+from wsris.errors import ConfigError, ManifestError
 from wsris.methods.chunk.model import AlbefConfig, AlbefModel
 from wsris.methods.sag.model import SagConfig, SagModel
 from wsris.training.warm_start import efficientnet_lite0_state_dict, initialise
@@ -19,7 +19,7 @@ IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
 def _small_albef(**changes) -> AlbefConfig:
     d = AlbefConfig.tiny().to_dict()
-    d.update(image_size=64, patch_size=8, stem="efficientnet_lite0", vision_depth=1, **changes)
+    d.update(image_size=64, patch_size=8, stem="efficientnet_lite0", vision_layers=1, **changes)
     return AlbefConfig(**d)
 
 
@@ -66,9 +66,14 @@ def test_stem_init_needs_the_stem_architecture():
 
 
 def test_stem_options_are_checked():
-    assert AlbefConfig(**{**AlbefConfig.tiny().to_dict(), "conv_stem": True}).stem == "conv"
-    with pytest.raises(ValueError, match="contradicts"):
-        _small_albef(conv_stem=True)
+    # conv_stem: true is the earlier spelling of stem: conv, still read from files
+    assert AlbefConfig.from_dict({**AlbefConfig.tiny().to_dict(), "conv_stem": True}).stem == "conv"
+    assert SagConfig.from_dict({**SagConfig.tiny().to_dict(), "conv_stem": False}).stem == "conv"
+    with pytest.raises(ConfigError, match="contradicts"):
+        AlbefConfig.from_dict({**_small_albef().to_dict(), "conv_stem": True})
+    with pytest.raises(ValueError, match="power-of-two"):
+        AlbefConfig(**{**AlbefConfig.tiny().to_dict(), "stem": "conv", "patch_size": 6,
+                       "image_size": 36})
     with pytest.raises(ValueError, match="patch_size 8"):
         AlbefConfig(**{**_small_albef().to_dict(), "patch_size": 16})
     with pytest.raises(ValueError, match="stem must be one of"):
@@ -79,7 +84,7 @@ def test_stem_options_are_checked():
 
 def test_sag_stem_reconstruction_target_is_the_standardised_stem_output():
     cfg = SagConfig.tiny(image_size=64, patch_size=8, stem="efficientnet_lite0",
-                         conv_stem=False, recon_target="stem+pixels")
+                         recon_target="stem+pixels")
     assert cfg.recon_splits == [("stem", 40), ("pixels", 3 * 8 * 8)]
     model = SagModel(cfg).eval()
     x = torch.randn(2, 3, 64, 64)

@@ -12,7 +12,7 @@ from wsris.training import warm_start as init_mod
 
 def _tiny_sag(**kw) -> SagModel:
     torch.manual_seed(0)
-    return SagModel(SagConfig.tiny(conv_stem=False, **kw))
+    return SagModel(SagConfig.tiny(stem="patch", **kw))
 
 
 def test_timm_weights_load_into_the_sag_vit(monkeypatch):
@@ -23,7 +23,7 @@ def test_timm_weights_load_into_the_sag_vit(monkeypatch):
         for p in donor.parameters():
             p.normal_()
     weights = dict(donor.state_dict())
-    weights["head.weight"] = torch.zeros(10, model.config.vit_width)
+    weights["head.weight"] = torch.zeros(10, model.config.vision_width)
     monkeypatch.setattr(init_mod, "timm_state_dict", lambda name: weights)
     init_mod.initialise(model, {"image_encoder": "timm:some_vit"})
     for key, value in donor.state_dict().items():
@@ -32,7 +32,7 @@ def test_timm_weights_load_into_the_sag_vit(monkeypatch):
 
 def test_timm_weights_of_another_size_are_refused(monkeypatch):
     model = _tiny_sag()
-    other = build_vit(SagConfig.tiny(conv_stem=False, vit_width=32, vit_heads=2))
+    other = build_vit(SagConfig.tiny(stem="patch", vision_width=32, vision_heads=2))
     monkeypatch.setattr(init_mod, "timm_state_dict", lambda name: other.state_dict())
     with pytest.raises(WeightsMismatchError):
         init_mod.initialise(model, {"image_encoder": "timm:some_vit"})
@@ -47,7 +47,7 @@ def test_hf_bert_from_a_local_folder(tmp_path):
         BertConfig(
             vocab_size=model.text_encoder.embeddings.word_embeddings.num_embeddings,
             hidden_size=c.text_width,
-            num_hidden_layers=c.text_depth,
+            num_hidden_layers=c.text_layers,
             num_attention_heads=c.text_heads,
             intermediate_size=c.text_intermediate,
             max_position_embeddings=c.text_max_positions,

@@ -4,14 +4,13 @@ a limit, private destinations refused by default; checked on loopback servers.""
 from __future__ import annotations
 
 import io
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.loopback import Handler, serve
 from wsris.errors import ImageError
 from wsris.images import fetch_url, load_image
 from wsris.url_fetch import MAX_REDIRECTS, default_deadline, is_public_address
@@ -29,69 +28,35 @@ def _png() -> bytes:
 def server():
     """A loopback server; ``server.hits`` counts the requests it received."""
     body = _png()
-    stop = threading.Event()
     hits: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _redirect(self, where: str) -> None:
-            self.send_response(302)
-            self.send_header("Location", where)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
+    class Routes(Handler):
         def do_GET(self):
             hits.append(self.path)
             port = self.server.server_address[1]
             if self.path == "/ok.png":
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_body(body)
             elif self.path == "/drip":  # a byte at a time, never finishing
-                self.send_response(200)
-                self.send_header("Content-Length", "1000000")
-                self.end_headers()
-                while not stop.wait(0.05):
-                    try:
-                        self.wfile.write(b"\0")
-                        self.wfile.flush()
-                    except OSError:
-                        return
+                self.drip()
             elif self.path == "/drip-headers":  # even the headers never end
-                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
-                while not stop.wait(0.05):
-                    try:
-                        self.wfile.write(b"X: y\r\n")
-                        self.wfile.flush()
-                    except OSError:
-                        return
+                self.drip(b"X: y\r\n", headers_only=True)
             elif self.path == "/to-ftp":
-                self._redirect("ftp://127.0.0.1/x.png")
+                self.redirect("ftp://127.0.0.1/x.png")
             elif self.path == "/to-file":
-                self._redirect("file:///etc/passwd")
+                self.redirect("file:///etc/passwd")
             elif self.path == "/to-other-host":
-                self._redirect(f"http://localhost:{port}/ok.png")
+                self.redirect(f"http://localhost:{port}/ok.png")
             elif self.path == "/to-same-host":
-                self._redirect("/ok.png")
+                self.redirect("/ok.png")
             elif self.path.startswith("/loop"):
                 n = int(self.path[len("/loop"):] or 0)
-                self._redirect(f"/loop{n + 1}")
+                self.redirect(f"/loop{n + 1}")
             else:
                 self.send_error(404)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.hits = hits
-    yield httpd
-    stop.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(Routes) as httpd:
+        httpd.hits = hits
+        yield httpd
 
 
 def test_a_slow_drip_ends_at_the_deadline(server):

@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from wsris.backbones.vit import VisionTransformer, efficientnet_lite0_stride8
+from wsris.backbones.efficientnet import efficientnet_lite0_stride8
+from wsris.backbones.vit import VisionTransformer
 
 
 @pytest.mark.parametrize("class_pool", ["token", ""])

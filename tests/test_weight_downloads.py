@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.loopback import Handler, serve
 from tests.test_hub import url_spec
 from wsris.errors import ChecksumMismatchError, ConfigError, WeightsNotAvailableError
 from wsris.url_fetch import (
@@ -28,55 +27,27 @@ BODY = bytes(range(256)) * 1000  # 256 kB, several read chunks
 def server():
     """``/weights.pth`` serves BODY; ``/hopN`` redirects N+1 times, alternating between
     the hosts 127.0.0.1 and localhost (another host each time), before BODY."""
-    stop = threading.Event()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _redirect(self, where: str) -> None:
-            self.send_response(302)
-            self.send_header("Location", where)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
+    class Routes(Handler):
         def do_GET(self):
             port = self.server.server_address[1]
             host = (self.headers.get("Host") or "").split(":")[0]
             other = "localhost" if host == "127.0.0.1" else "127.0.0.1"
             if self.path == "/weights.pth":
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(BODY)))
-                self.end_headers()
-                self.wfile.write(BODY)
+                self.send_body(BODY)
             elif self.path == "/drip.pth":  # a byte at a time, never finishing
-                self.send_response(200)
-                self.send_header("Content-Length", "1000000")
-                self.end_headers()
-                while not stop.wait(0.05):
-                    try:
-                        self.wfile.write(b"\0")
-                        self.wfile.flush()
-                    except OSError:
-                        return
+                self.drip()
             elif self.path == "/to-ftp.pth":
-                self._redirect("ftp://127.0.0.1/weights.pth")
+                self.redirect("ftp://127.0.0.1/weights.pth")
             elif self.path.startswith("/hop"):
                 n = int(self.path[len("/hop"):])
                 nxt = "/weights.pth" if n == 0 else f"/hop{n - 1}"
-                self._redirect(f"http://{other}:{port}{nxt}")
+                self.redirect(f"http://{other}:{port}{nxt}")
             else:
                 self.send_error(404)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    stop.set()
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(Routes) as httpd:
+        yield httpd
 
 
 @pytest.fixture()

@@ -101,6 +101,12 @@ class MethodSpec:
         """The method's config object of an architecture dict (strict: typos fail)."""
         return load_object(self.config_class).from_dict(dict(architecture))
 
+    def current_names(self, architecture: Mapping[str, Any]) -> dict[str, Any]:
+        """``architecture`` with earlier spellings of its field names replaced by today's
+        (a config class may offer ``current_names``; see :mod:`wsris.backbones.fields`)."""
+        rename = getattr(load_object(self.config_class), "current_names", None)
+        return rename(dict(architecture)) if rename is not None else dict(architecture)
+
     def build_model(self, architecture: Mapping[str, Any]) -> Any:
         """A randomly initialised model of ``architecture``."""
         return load_object(self.model_class)(self.config(architecture))

@@ -362,7 +362,7 @@ def download_to_file(url: str, dest: str | os.PathLike[str], *,
     (not https -> http); private addresses are allowed. Failures: :class:`DownloadError`."""
     seconds = _check_seconds(deadline, default_download_deadline, ConfigError)
     _require_http(url, DownloadError)
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     dest = os.fspath(dest)
     folder = os.path.dirname(os.path.abspath(dest))

@@ -47,7 +47,7 @@ CMD=("$PY" -m wsris.cli train "$RECIPE" --output-dir "$RUN_DIR" --device cuda
 "$PY" -c "
 import sys
 from wsris.training.config import TrainConfig
-from wsris.training.objectives import model_config
+from wsris.training.config import model_config
 c = TrainConfig.from_yaml(sys.argv[1])
 print('recipe ok:', c.method, model_config(c)['architecture'].get('stem', 'patch'), 'stem')
 " "$RECIPE"

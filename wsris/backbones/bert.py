@@ -82,6 +82,27 @@ class BertConfig:
         kw.update(overrides)
         return cls(**kw)
 
+    @classmethod
+    def of(cls, config: Any, fusion_layer: int | None = None,
+           encoder_width: int | None = None) -> BertConfig:
+        """The BERT of any config with the shared text-encoder fields
+        (:mod:`wsris.backbones.fields`); without ``fusion_layer``, text only."""
+        layers = config.text_layers
+        return cls(
+            hidden_size=config.text_width,
+            num_layers=layers,
+            num_heads=config.text_heads,
+            intermediate_size=config.text_intermediate,
+            vocab_size=config.text_vocab_size,
+            max_positions=config.text_max_positions,
+            type_vocab_size=config.text_type_vocab_size,
+            layer_norm_eps=config.text_layer_norm_eps,
+            hidden_dropout=config.text_dropout,
+            attention_dropout=config.text_dropout,
+            fusion_layer=layers if fusion_layer is None else fusion_layer,
+            encoder_width=config.text_width if encoder_width is None else encoder_width,
+        )
+
 
 class BertEmbeddings(nn.Module):
     """Word + position + token-type embeddings, LayerNorm, dropout."""

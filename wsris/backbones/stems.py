@@ -1,8 +1,18 @@
-"""Building blocks shared by the models."""
+"""The image stems a ViT can start with, and the one choice of them (``stem``).
+
+- ``"patch"``: ViT's single patchify convolution (:class:`wsris.backbones.vit.PatchEmbed`);
+- ``"conv"``: :class:`ConvStemPatchEmbed`, strided 3x3 convolutions trained from scratch;
+- ``"efficientnet_lite0"``: :class:`EfficientNetStemPatchEmbed`, the first three stages of
+  EfficientNet-Lite0 (stride 8), frozen unless ``stem_frozen`` is off.
+
+The last two are departures for small models (off in both papers), so that image tokens
+stay local.
+"""
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import torch
@@ -95,7 +105,7 @@ class EfficientNetStemPatchEmbed(nn.Module):
         **_: Any,
     ) -> None:
         super().__init__()
-        from .vit import efficientnet_lite0_stride8
+        from .efficientnet import efficientnet_lite0_stride8
 
         if _set_patch_grid(self, img_size, patch_size) != 8 or in_chans != 3:
             raise ValueError("the EfficientNet-Lite0 stem needs patch_size 8 and RGB input")
@@ -134,3 +144,27 @@ class EfficientNetStemPatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_features(x)[0]
+
+
+STEMS = ("patch", "conv", "efficientnet_lite0")
+
+
+def stem_problems(stem: str, patch_size: int) -> list[str]:
+    """What is wrong with a ``stem`` choice for ``patch_size`` (empty when nothing is)."""
+    if stem not in STEMS:
+        return [f"stem must be one of {STEMS}, got {stem!r}"]
+    if stem == "efficientnet_lite0" and patch_size != 8:
+        return ["stem efficientnet_lite0 needs patch_size 8 (its stride)"]
+    if stem == "conv" and (patch_size < 2 or patch_size & (patch_size - 1)):
+        return [f"stem conv needs a power-of-two patch_size, got {patch_size}"]
+    return []
+
+
+def stem_layer(config: Any) -> dict[str, Any]:
+    """The ``embed_layer`` keyword of :class:`~wsris.backbones.vit.VisionTransformer` for
+    ``config.stem`` (none for ``"patch"``, the ViT's own)."""
+    if config.stem == "conv":
+        return {"embed_layer": partial(ConvStemPatchEmbed, stem_channels=config.conv_stem_channels)}
+    if config.stem == "efficientnet_lite0":
+        return {"embed_layer": partial(EfficientNetStemPatchEmbed, frozen=config.stem_frozen)}
+    return {}

@@ -1,18 +1,18 @@
-"""The image backbones, in plain torch, with timm's parameter names and numerics.
+"""The Vision Transformer, in plain torch, with timm's parameter names and numerics.
 
 Why not timm itself: ``import timm`` imports torchvision, whose ``ops`` import
 ``torch._dynamo``; measured, that costs more than importing torch (1.8 s of a 2-second
 start-up on the bundled models, see docs/performance.md). Inference only needs a plain
-ViT and the first three stages of EfficientNet-Lite0, so they are built here and timm
-stays what the training side uses to fetch pretrained weights. The state-dict keys
-are exactly timm's (``VisionTransformer`` with ``class_token=True`` and no head;
-``efficientnet_lite0``'s ``conv_stem``/``bn1``/``blocks[:3]``), so converted ALBEF
-checkpoints, timm's pretrained weights and every saved wsris model load unchanged;
-``tests/test_vit.py`` checks names, shapes and outputs against timm.
+ViT (and the first three stages of EfficientNet-Lite0, :mod:`wsris.backbones.efficientnet`),
+so they are built here and timm stays what the training side and the converters use. The
+state-dict keys are exactly timm's (``VisionTransformer`` with ``class_token=True`` and
+no head), so converted ALBEF checkpoints, timm's pretrained weights and every saved wsris
+model load unchanged; ``tests/test_vit.py`` checks names, shapes and outputs against timm.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -190,76 +190,45 @@ class VisionTransformer(nn.Module):
         return self.forward_features(x)
 
 
-# --- EfficientNet-Lite0, stride 8 (its conv_stem, bn1 and first three stages) ----------
+def vision_transformer(config: Any) -> VisionTransformer:
+    """The ViT of any config with the shared image-encoder fields
+    (:mod:`wsris.backbones.fields`): class token kept, no classifier head, the stem that
+    ``config.stem`` names."""
+    from .stems import stem_layer
 
-
-class BatchNormAct2d(nn.BatchNorm2d):
-    """Batch norm then an activation, one module (timm's keys: no extra parameters)."""
-
-    def __init__(self, channels: int, act: bool = True) -> None:
-        super().__init__(channels)
-        self.drop = nn.Identity()
-        self.act: nn.Module = nn.ReLU6(inplace=True) if act else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.drop(super().forward(x)))
-
-
-def _dw(channels: int, kernel: int, stride: int) -> nn.Conv2d:
-    return nn.Conv2d(channels, channels, kernel, stride, padding=kernel // 2,
-                     groups=channels, bias=False)
-
-
-class DepthwiseSeparableConv(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv_dw = _dw(cin, 3, 1)
-        self.bn1 = BatchNormAct2d(cin)
-        self.aa = nn.Identity()
-        self.se = nn.Identity()
-        self.conv_pw = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn2 = BatchNormAct2d(cout, act=False)
-        self.drop_path = nn.Identity()
-        self.has_skip = cin == cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn2(self.conv_pw(self.se(self.aa(self.bn1(self.conv_dw(x))))))
-        return self.drop_path(y) + x if self.has_skip else y
-
-
-class InvertedResidual(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int = 6) -> None:
-        super().__init__()
-        mid = cin * expand
-        self.conv_pw = nn.Conv2d(cin, mid, 1, bias=False)
-        self.bn1 = BatchNormAct2d(mid)
-        self.conv_dw = _dw(mid, kernel, stride)
-        self.bn2 = BatchNormAct2d(mid)
-        self.aa = nn.Identity()
-        self.se = nn.Identity()
-        self.conv_pwl = nn.Conv2d(mid, cout, 1, bias=False)
-        self.bn3 = BatchNormAct2d(cout, act=False)
-        self.drop_path = nn.Identity()
-        self.has_skip = cin == cout and stride == 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn1(self.conv_pw(x))
-        y = self.bn3(self.conv_pwl(self.se(self.aa(self.bn2(self.conv_dw(y))))))
-        return self.drop_path(y) + x if self.has_skip else y
-
-
-def efficientnet_lite0_stride8() -> nn.Sequential:
-    """``Sequential(conv_stem, bn1, blocks[0], blocks[1], blocks[2])`` of timm's
-    ``efficientnet_lite0``: stride 8, 40 channels out."""
-    net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, stride=2, padding=1, bias=False),
-        BatchNormAct2d(32),
-        nn.Sequential(DepthwiseSeparableConv(32, 16)),
-        nn.Sequential(InvertedResidual(16, 24, 3, 2), InvertedResidual(24, 24, 3, 1)),
-        nn.Sequential(InvertedResidual(24, 40, 5, 2), InvertedResidual(40, 40, 5, 1)),
+    return VisionTransformer(
+        img_size=config.image_size,
+        patch_size=config.patch_size,
+        embed_dim=config.vision_width,
+        depth=config.vision_layers,
+        num_heads=config.vision_heads,
+        mlp_ratio=config.vision_mlp_ratio,
+        qkv_bias=True,
+        drop_path_rate=config.vision_drop_path,
+        norm_layer=partial(nn.LayerNorm, eps=config.vision_layer_norm_eps),
+        **stem_layer(config),
     )
-    # timm's EfficientNet initialisation for convolutions (normal, std sqrt(2 / fan_out))
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d) and module.weight.device.type != "meta":
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-    return net
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], *, mode: str,
+                     num_prefix_tokens: int = 1) -> torch.Tensor:
+    """A ``[1, P + g*g, D]`` position table resized to ``grid`` patches (``mode``
+    "bicubic" or "bilinear", ``align_corners=False``, no antialiasing), the ``P`` prefix
+    (class token) entries kept; the table itself when it already fits.
+
+    The converters keep their sources' choice: ALBEF's checkpoints are resized bicubic
+    (as ALBEF's own ``interpolate_pos_embed``), the official SaG code's bilinear.
+    """
+    from timm.layers import resample_abs_pos_embed  # converters only: timm is slow to import
+
+    from ..errors import WeightsMismatchError
+
+    patches = pos_embed.shape[1] - num_prefix_tokens
+    side = math.isqrt(patches)
+    if side * side != patches:
+        raise WeightsMismatchError(
+            f"the position table has {patches} patch positions: not a square grid"
+        )
+    return resample_abs_pos_embed(pos_embed, list(grid), [side, side],
+                                  num_prefix_tokens=num_prefix_tokens, interpolation=mode,
+                                  antialias=False)

@@ -39,10 +39,9 @@ def export_shapes_command(directory: Path, splits: tuple[str, ...], n: int | Non
       wsris data export-shapes out/ --split val --split test --n 200
       wsris eval --data shapes:unc:val@out/
     """
-    from tqdm.auto import tqdm
-
     from ..data.export import export_shapes
     from ..data.shapes import variant_config
+    from ..progress import tqdm
 
     cfg = variant_config(variant)
     total = sum(n if n is not None else cfg.split_size(s) for s in splits)
@@ -84,11 +83,10 @@ def cache_command(spec: str, directory: Path, n: int, variant: str, seed: int, w
       wsris data cache shapes:train ~/caches/train-attr --n 20000 --variant attributes
       (recipe)  data: {train: "cache:~/caches/train-attr"}
     """
-    from tqdm.auto import tqdm
-
     from ..data.shapes import SPLITS
     from ..data.shapes_cache import write_shapes_cache
     from ..errors import InvalidInputError
+    from ..progress import tqdm
 
     kind, _, split = spec.partition(":")
     if kind != "shapes" or split not in SPLITS:

@@ -224,7 +224,7 @@ def segment_command(
                 "masks are meaningless (see `wsris models`)",
                 err=True,
             )
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
 
         for source, masks, overlays, heatmaps in tqdm(
                 jobs, desc="segment", unit="image", disable=not progress or not many,

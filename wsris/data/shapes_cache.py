@@ -269,7 +269,7 @@ def open_cached_shapes(split: str, folder: Path, params: dict[str, Any]) -> Cach
     if not (folder / "cache.json").is_file():
         import os
 
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
 
         with tqdm(total=want["n"], unit="scene", desc=f"caching {folder.name}") as bar:
             write_shapes_cache(folder, split, want["n"], variant=want["variant"],

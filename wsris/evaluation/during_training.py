@@ -21,17 +21,17 @@ def localisation_metrics(objective: Any, limit: int, **options: Any) -> dict[str
     if data is None:
         return {}
     config = objective.model_config
-    name = config.get("name", f"{objective.train_config.method}-trained")
-    segmenter = Segmenter(objective.model, config, name=name, device=objective.device)
+    model_name = config.get("name", f"{objective.train_config.method}-trained")
+    segmenter = Segmenter(objective.model, config, name=model_name, device=objective.device)
     was_training = objective.model.training
     objective.model.eval()
     report = evaluate(data, segmenter, method_options=options, limit=limit, progress=False)
     objective.model.train(was_training)
     model = report.metrics["model"]
     out = {"mIoU": model["mIoU"], "Pr@0.5": model["Pr@0.5"]}
-    for name, m in report.metrics.items():
-        if name != "model":
-            out[f"mIoU_{name}"] = m["mIoU"]
+    for baseline, m in report.metrics.items():
+        if baseline != "model":
+            out[f"mIoU_{baseline}"] = m["mIoU"]
     for kind, per in report.by_kind.items():
         out[f"mIoU_{kind}"] = per["model"]["mIoU"]
     return out

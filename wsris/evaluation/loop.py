@@ -168,7 +168,7 @@ def evaluate(dataset: ReferringDataset, segmenter: Any = None, *,
     mine = list(range(rank, len(groups), world))
     total = sum(groups[g][1] - groups[g][0] for g in mine)
 
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     bar = tqdm(total=total, desc=getattr(dataset, "name", "eval"), unit="sample",
                disable=not progress or rank != 0, dynamic_ncols=True)

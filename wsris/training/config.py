@@ -109,6 +109,15 @@ class TrainConfig:
         if not unknown and not isinstance(raw.get("model"), dict):
             raise ConfigError(f"{where}: 'model' must be a mapping")
         values = dict(raw)
+        arch = raw.get("model", {}).get("architecture") if not unknown else None
+        if isinstance(arch, dict):  # earlier field names still read (wsris.backbones.fields)
+            from ..registry import get_method
+
+            try:
+                arch = get_method(raw["method"]).current_names(arch)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: model: {exc}") from exc
+            values["model"] = {**raw["model"], "architecture": arch}
         values["optim"] = from_mapping(OptimConfig, raw.get("optim", {}), f"{where}: optim")
         values["optim"].betas = tuple(values["optim"].betas)
         values["schedule"] = from_mapping(ScheduleConfig, raw.get("schedule", {}),

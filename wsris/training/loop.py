@@ -271,8 +271,7 @@ def autocast_settings(config: TrainConfig, device: torch.device) -> tuple[bool, 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Train ``config``; return the folder of the exported model (``OUTPUT/model``), or
     the checkpoint file when the time limit stopped training first."""
-    from tqdm.auto import tqdm
-
+    from ..progress import tqdm
     from .objectives import build_objective
 
     if config.optim.num_workers:
@@ -457,6 +456,6 @@ def _validate(objective, step: int, limit: int, out: Path, seconds: float) -> No
     record = {"step": step, "time": seconds, **metrics}
     with open(out / "val_log.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
-    from tqdm.auto import tqdm
+    from ..progress import write
 
-    tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

@@ -1,4 +1,4 @@
-"""The base class of the training objectives the methods register, and ``model_config``.
+"""The base class of the training objectives the methods register.
 
 The method-specific half of training (model, data, losses, validation, export) is an
 objective; each method names its own in its ``MethodSpec.objective``.
@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..registry import build_model, get_method, load_object
 from ..text import Tokenizer
 from ..weights.folder import save_model_folder
-from .config import TrainConfig, model_config  # noqa: F401  (model_config: its old home)
+from .config import TrainConfig, model_config
 from .data import PairCollator, referring_dataset
 
 

@@ -90,7 +90,7 @@ def _compute(scenes: Any, backbone: nn.Module, preprocessing: dict[str, Any], pa
 
 def _fill(scenes: Any, backbone: nn.Module, preprocessing: dict[str, Any], path: Path,
           progress: bool) -> tuple[int, ...]:
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     n = len(scenes)
     device = next(backbone.parameters()).device  # a GPU run computes them on its GPU

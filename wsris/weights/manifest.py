@@ -84,11 +84,18 @@ def _get(d: dict, key: str, typ: type | tuple[type, ...], entry: str, where: str
     return d[key]
 
 
-def validate_config(config: Any, entry: str, where: str = "config.") -> dict[str, Any]:
-    """Check the parts of a model config every loader relies on."""
+def validate_config(config: Any, entry: str, where: str = "config.",
+                    method: str | None = None) -> dict[str, Any]:
+    """Check the parts of a model config every loader relies on. With the ``method``, the
+    architecture's field names are brought to today's spelling in place (files written
+    before the backbone fields had one name still load)."""
     if not isinstance(config, dict):
         raise _fail(entry, where.rstrip("."), "expected an object")
     _get(config, "architecture", dict, entry, where)
+    if method is not None:
+        from ..registry import get_method
+
+        config["architecture"] = get_method(method).current_names(config["architecture"])
     arch = config["architecture"]
     pre = _get(config, "preprocessing", dict, entry, where)
     size = _get(pre, "size", list, entry, f"{where}preprocessing.")
@@ -110,7 +117,7 @@ def validate_config(config: Any, entry: str, where: str = "config.") -> dict[str
     text = _get(config, "text", dict, entry, where)
     if text.get("style", "bert") not in TEXT_STYLES:
         raise _fail(entry, f"{where}text.style", f"expected one of {TEXT_STYLES}")
-    limit = arch.get("max_positions", arch.get("text_max_positions"))
+    limit = arch.get("text_max_positions")
     max_length = text.get("max_length")
     if max_length is not None:
         if not _is_int(max_length) or max_length < 3:

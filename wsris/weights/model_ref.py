@@ -36,7 +36,7 @@ def read_config(folder: Path, what: str) -> dict[str, Any]:
         raise ManifestError(
             f"{what}: {path} field 'method' must be one of {', '.join(method_names())}"
         )
-    validate_config(config, what, where="")
+    validate_config(config, what, where="", method=method)
     return config
 
 
@@ -48,8 +48,7 @@ def text_tokenizer(config: dict[str, Any]) -> Tokenizer:
     factory = get_method(method).tokenizer if isinstance(method, str) else None
     if factory is not None:  # a method with its own vocabulary (TRIS: CLIP's BPE)
         return load_object(factory)(config["text"])
-    arch = config.get("architecture", {})
-    limit = arch.get("max_positions", arch.get("text_max_positions"))
+    limit = config.get("architecture", {}).get("text_max_positions")
     return Tokenizer.from_config(config["text"], encoder_limit=limit)
 
 

@@ -28,18 +28,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
+from ...backbones.vit import resize_pos_embed
 from ...errors import InvalidInputError, WeightsMismatchError
 from ...weights.checksums import sha256_file
 from ...weights.state_dicts import check_state_dict, conversion_paths, fitted_tensors
+from ...weights.torch_files import read_torch_checkpoint
 from .model import AlbefConfig, AlbefModel
 
 log = logging.getLogger(__name__)
@@ -96,26 +96,6 @@ def detect_variant(checkpoint: Mapping[str, Any]) -> Variant:
     return "grounding"
 
 
-def resize_pos_embed(
-    pos_embed: torch.Tensor, grid: int, num_prefix_tokens: int = 1
-) -> torch.Tensor:
-    """Resize a ``[1, P + g*g, D]`` position table to ``grid x grid`` patches (bicubic,
-    ``align_corners=False``); the [CLS] entry is kept as it is."""
-    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    old = math.isqrt(patches.shape[1])
-    if old * old != patches.shape[1]:
-        raise WeightsMismatchError(
-            f"visual_encoder.pos_embed has {patches.shape[1]} patch positions: not a square grid"
-        )
-    if old == grid:
-        return pos_embed
-    dim = patches.shape[-1]
-    table = patches.float().reshape(1, old, old, dim).permute(0, 3, 1, 2)
-    table = F.interpolate(table, size=(grid, grid), mode="bicubic", align_corners=False)
-    table = table.permute(0, 2, 3, 1).reshape(1, grid * grid, dim).to(pos_embed.dtype)
-    return torch.cat([prefix, table], dim=1)
-
-
 def map_albef_state_dict(
     checkpoint: Mapping[str, Any],
     config: AlbefConfig,
@@ -164,29 +144,15 @@ def map_albef_state_dict(
     if pos_key in out and out[pos_key].dim() == 3:
         old = math.isqrt(out[pos_key].shape[1] - 1)
         if old != config.grid_size:
-            out[pos_key] = resize_pos_embed(out[pos_key], config.grid_size)
+            # bicubic, as ALBEF's own interpolate_pos_embed
+            grid = (config.grid_size, config.grid_size)
+            out[pos_key] = resize_pos_embed(out[pos_key], grid, mode="bicubic")
             report.position_grid = (old, config.grid_size)
 
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in AlbefModel(config).state_dict().items()}
     check_state_dict("ALBEF checkpoint", expected, out)
     return out, report
-
-
-def read_checkpoint(src: Path) -> Mapping[str, Any]:
-    """``torch.load(weights_only=True)`` on the CPU (memory-mapped when possible)."""
-    try:
-        try:
-            obj = torch.load(src, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
-            obj = torch.load(src, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise WeightsMismatchError(
-            f"{src} cannot be read as a PyTorch checkpoint with weights_only=True: {exc}"
-        ) from exc
-    if not isinstance(obj, Mapping):
-        raise WeightsMismatchError(f"{src} holds a {type(obj).__name__}, not a state dict")
-    return obj
 
 
 def albef_model_config(config: AlbefConfig, source: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -202,7 +168,7 @@ def albef_model_config(config: AlbefConfig, source: dict[str, Any] | None = None
         },
         # Grounding.py's Grad-CAM pass tokenizes with no max_length: the text encoder's
         # own position limit is the only cut (pre_caption's 30 words come first).
-        "text": {"style": "albef", "max_words": 30, "max_length": config.max_positions},
+        "text": {"style": "albef", "max_words": 30, "max_length": config.text_max_positions},
         "inference": {
             "threshold": 0.3,
             "stages": ["gradcam", "affinity", "proposals"],
@@ -231,7 +197,7 @@ def convert_albef(
 
     src, out_dir = conversion_paths(src, out_dir, overwrite)
     config = config or AlbefConfig.base()
-    checkpoint = read_checkpoint(src)
+    checkpoint = read_torch_checkpoint(src)
     state, report = map_albef_state_dict(checkpoint, config, variant)
     for group, keys in report.dropped.items():
         log.info("dropped %d %s key(s): %s", len(keys), group, ", ".join(keys))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
@@ -23,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...backbones.bert import BertConfig, BertModel, IndexedImages, TextFusionOutput
+from ...backbones.fields import CHUNK_EARLIER_NAMES, current_names
+from ...backbones.stems import stem_problems
+from ...backbones.vit import vision_transformer
 from ...strict import from_mapping
-
-STEMS = ("patch", "conv", "efficientnet_lite0")
 
 
 @dataclass
@@ -35,20 +35,15 @@ class AlbefConfig:
     image_size: int = 384
     patch_size: int = 16
     vision_width: int = 768
-    vision_depth: int = 12
+    vision_layers: int = 12
     vision_heads: int = 12
     vision_mlp_ratio: float = 4.0
     vision_layer_norm_eps: float = 1e-6
     vision_drop_path: float = 0.0
-    # Departures for small models (off for ALBEF), so that image tokens stay local:
-    # stem "conv": log2(patch) strided 3x3 convolutions trained from scratch;
-    # stem "efficientnet_lite0": the first three stages of EfficientNet-Lite0 (stride 8,
-    # ImageNet-pretrained when the recipe's init says so), frozen unless stem_frozen is off.
-    # stem "patch" is ViT's single patchify convolution. conv_stem: true is the older
-    # spelling of stem "conv".
+    # "patch" (ALBEF), or a departure for small models: "conv" or "efficientnet_lite0"
+    # (ImageNet-pretrained when the recipe's init says so); see wsris.backbones.stems
     stem: str = "patch"
     stem_frozen: bool = True
-    conv_stem: bool = False
     conv_stem_channels: int = 0  # 0: vision_width // 2
     text_width: int = 768
     text_layers: int = 12
@@ -57,32 +52,25 @@ class AlbefConfig:
     text_layer_norm_eps: float = 1e-12
     text_dropout: float = 0.1
     fusion_layer: int = 6
-    vocab_size: int = 30522
-    max_positions: int = 512
-    type_vocab_size: int = 2
+    text_vocab_size: int = 30522
+    text_max_positions: int = 512
+    text_type_vocab_size: int = 2
     embed_dim: int = 256
     temp: float = 0.07
 
     def __post_init__(self) -> None:
         problems = []
         for name in (
-            "image_size", "patch_size", "vision_width", "vision_depth", "vision_heads",
-            "text_width", "text_layers", "text_heads", "text_intermediate", "vocab_size",
-            "max_positions", "type_vocab_size", "embed_dim",
+            "image_size", "patch_size", "vision_width", "vision_layers", "vision_heads",
+            "text_width", "text_layers", "text_heads", "text_intermediate", "text_vocab_size",
+            "text_max_positions", "text_type_vocab_size", "embed_dim",
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
         if problems:
             raise ValueError("; ".join(problems))
-        if self.conv_stem:
-            if self.stem not in ("patch", "conv"):
-                problems.append(f"conv_stem: true contradicts stem {self.stem!r}")
-            self.stem = "conv"
-        if self.stem not in STEMS:
-            problems.append(f"stem must be one of {STEMS}, got {self.stem!r}")
-        if self.stem == "efficientnet_lite0" and self.patch_size != 8:
-            problems.append("stem efficientnet_lite0 needs patch_size 8 (its stride)")
+        problems += stem_problems(self.stem, self.patch_size)
         if self.image_size % self.patch_size:
             problems.append(
                 f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
@@ -110,21 +98,27 @@ class AlbefConfig:
             image_size=32,
             patch_size=8,
             vision_width=32,
-            vision_depth=4,
+            vision_layers=4,
             vision_heads=2,
             text_width=32,
             text_layers=4,
             text_heads=2,
             text_intermediate=64,
             fusion_layer=2,
-            max_positions=64,
+            text_max_positions=64,
             embed_dim=16,
         )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AlbefConfig:
-        """Build from a ``config.json["architecture"]`` dict; unknown keys are an error."""
-        return from_mapping(cls, d, "ALBEF architecture")
+        """Build from a ``config.json["architecture"]`` dict; unknown keys are an error.
+        Earlier field names are read (:mod:`wsris.backbones.fields`)."""
+        return from_mapping(cls, cls.current_names(d), "ALBEF architecture")
+
+    @staticmethod
+    def current_names(d: dict[str, Any]) -> dict[str, Any]:
+        """``d`` with the earlier spellings of its fields replaced by today's."""
+        return current_names(d, CHUNK_EARLIER_NAMES, "ALBEF architecture")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -146,23 +140,10 @@ class AlbefConfig:
     @property
     def default_affinity_layer(self) -> int:
         """Visual block for the affinity refinement: 9 of 0..11 for base."""
-        return (3 * self.vision_depth) // 4
+        return (3 * self.vision_layers) // 4
 
     def bert_config(self) -> BertConfig:
-        return BertConfig(
-            hidden_size=self.text_width,
-            num_layers=self.text_layers,
-            num_heads=self.text_heads,
-            intermediate_size=self.text_intermediate,
-            vocab_size=self.vocab_size,
-            max_positions=self.max_positions,
-            type_vocab_size=self.type_vocab_size,
-            layer_norm_eps=self.text_layer_norm_eps,
-            hidden_dropout=self.text_dropout,
-            attention_dropout=self.text_dropout,
-            fusion_layer=self.fusion_layer,
-            encoder_width=self.vision_width,
-        )
+        return BertConfig.of(self, fusion_layer=self.fusion_layer, encoder_width=self.vision_width)
 
 
 @dataclass
@@ -201,32 +182,8 @@ class AlbefModel(nn.Module):
 
     def __init__(self, config: AlbefConfig) -> None:
         super().__init__()
-        from ...backbones.vit import VisionTransformer
-
         self.config = config
-        stem: dict[str, Any] = {}
-        if config.stem == "conv":
-            from ...backbones.stems import ConvStemPatchEmbed
-
-            stem["embed_layer"] = partial(
-                ConvStemPatchEmbed, stem_channels=config.conv_stem_channels
-            )
-        elif config.stem == "efficientnet_lite0":
-            from ...backbones.stems import EfficientNetStemPatchEmbed
-
-            stem["embed_layer"] = partial(EfficientNetStemPatchEmbed, frozen=config.stem_frozen)
-        self.visual_encoder = VisionTransformer(
-            img_size=config.image_size,
-            patch_size=config.patch_size,
-            embed_dim=config.vision_width,
-            depth=config.vision_depth,
-            num_heads=config.vision_heads,
-            mlp_ratio=config.vision_mlp_ratio,
-            qkv_bias=True,
-            norm_layer=partial(nn.LayerNorm, eps=config.vision_layer_norm_eps),
-            drop_path_rate=config.vision_drop_path,
-            **stem,
-        )
+        self.visual_encoder = vision_transformer(config)
         self.text_encoder = BertModel(config.bert_config())
         self.vision_proj = nn.Linear(config.vision_width, config.embed_dim)
         self.text_proj = nn.Linear(config.text_width, config.embed_dim)

@@ -128,7 +128,7 @@ def _parse(model: AlbefModel, options: dict[str, Any]) -> dict[str, Any]:
         options, "gradcam_layer", cfg.default_gradcam_layer, cfg.fusion_layer, cfg.text_layers
     )
     affinity_layer = _int_option(
-        options, "affinity_layer", cfg.default_affinity_layer, 0, cfg.vision_depth
+        options, "affinity_layer", cfg.default_affinity_layer, 0, cfg.vision_layers
     )
     average = options.get("average") or "words"
     if average not in AVERAGES:

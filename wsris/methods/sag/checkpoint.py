@@ -15,9 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ...errors import WeightsMismatchError
+from ...weights.torch_files import read_torch_checkpoint
 
 # NumPy scalar types the official ``iou`` / ``loss`` can be (float64 in practice).
 _SCALAR_DTYPES = ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType")
@@ -42,21 +40,8 @@ def official_safe_globals() -> list[Any]:
 
 
 def read_official_checkpoint(src: Path) -> Any:
-    """``torch.load(src, weights_only=True)`` on the CPU with :func:`official_safe_globals`
+    """The official checkpoint ``src`` read on the CPU with
+    :func:`~wsris.weights.torch_files.read_torch_checkpoint`, :func:`official_safe_globals`
     allowed. Raises :class:`WeightsMismatchError` for a file that is no such checkpoint,
     including one that names any other global."""
-    if not hasattr(torch.serialization, "safe_globals"):
-        raise WeightsMismatchError(
-            "reading an official SaG checkpoint safely needs torch >= 2.6 "
-            f"(installed: {torch.__version__})"
-        )
-    try:
-        with torch.serialization.safe_globals(official_safe_globals()):
-            return torch.load(src, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - every unpickling failure is the file's fault
-        raise WeightsMismatchError(
-            f"{src}: not an official SaG checkpoint readable with "
-            f"torch.load(weights_only=True): {exc}"
-        ) from None
+    return read_torch_checkpoint(src, allowed_globals=official_safe_globals())

@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ...backbones.fields import SAG_EARLIER_NAMES, current_names
+from ...backbones.stems import stem_problems
 from ...strict import from_mapping
 
 SLOT_TYPES = ("entity", "random", "query")
 SLOT_INITS = ("sample", "mean")
 RECON_TARGETS = ("vit", "pixels", "vit+pixels", "stem", "stem+pixels")
-STEMS = ("patch", "conv", "efficientnet_lite0")
 DECODER_POS = ("sine", "learned")
 DECODER_MIXING = ("alpha", "attention")
 TEXT_NORMS = ("none", "l2")
@@ -34,32 +35,29 @@ class SagConfig:
     # --- image encoder: timm VisionTransformer; only patch tokens are used -------------
     image_size: int = 384
     patch_size: int = 16
-    vit_width: int = 384
-    vit_depth: int = 12
-    vit_heads: int = 6
-    vit_mlp_ratio: float = 4.0
-    vit_drop_path: float = 0.1
-    vit_ln_eps: float = 1e-6  # timm's ViTs; the official SaG ViT used 1e-5
-    vit_pretrained: str = "vit_small_patch16_384.augreg_in21k_ft_in1k"  # for training only
-    # Departure for tiny models (off in the paper): a strided 3x3 convolution stem instead
-    # of the single patchify convolution (keeps tokens local when training from scratch).
-    conv_stem: bool = False
-    conv_stem_channels: int = 0  # 0: vit_width // 2
-    # Departure for small models: stem "efficientnet_lite0" is the first three stages of
-    # EfficientNet-Lite0 (stride 8, ImageNet-pretrained when the recipe's init says so),
-    # frozen unless stem_frozen is off; "conv" is the same as conv_stem: true.
+    vision_width: int = 384
+    vision_layers: int = 12
+    vision_heads: int = 6
+    vision_mlp_ratio: float = 4.0
+    vision_drop_path: float = 0.1
+    vision_layer_norm_eps: float = 1e-6  # timm's ViTs; the official SaG ViT used 1e-5
+    vision_pretrained: str = "vit_small_patch16_384.augreg_in21k_ft_in1k"  # training only
+    # "patch" (the paper), or a departure for small models: "conv" (strided 3x3
+    # convolutions, keeps tokens local when training from scratch) or "efficientnet_lite0"
+    # (ImageNet-pretrained when the recipe's init says so); see wsris.backbones.stems
     stem: str = "patch"
     stem_frozen: bool = True
+    conv_stem_channels: int = 0  # 0: vision_width // 2
 
     # --- text encoder: BERT, [CLS] of the last layer ----------------------------------
     text_vocab_size: int = 30522
     text_width: int = 768
-    text_depth: int = 12
+    text_layers: int = 12
     text_heads: int = 12
     text_intermediate: int = 3072
     text_max_positions: int = 512
     text_type_vocab_size: int = 2
-    text_ln_eps: float = 1e-12
+    text_layer_norm_eps: float = 1e-12
     text_dropout: float = 0.1
     text_pretrained: str = "bert-base-uncased"  # for training only
     # Where the text encoder's weights come from at load time: "" = the model file;
@@ -145,7 +143,7 @@ class SagConfig:
         """Names and widths of the parts of the reconstruction target, in order."""
         parts: list[tuple[str, int]] = []
         if self.recon_target in ("vit", "vit+pixels"):
-            parts.append(("vit", self.vit_width))
+            parts.append(("vit", self.vision_width))
         if self.recon_target in ("stem", "stem+pixels"):
             from ...backbones.stems import EFFICIENTNET_LITE0_STRIDE8_CHANNELS
 
@@ -163,14 +161,10 @@ class SagConfig:
 
         check(self.slot_type in SLOT_TYPES, f"slot_type must be one of {SLOT_TYPES}")
         check(self.recon_target in RECON_TARGETS, f"recon_target must be in {RECON_TARGETS}")
-        if self.conv_stem:
-            check(self.stem in ("patch", "conv"), f"conv_stem contradicts stem {self.stem!r}")
-            self.stem = "conv"
-        check(self.stem in STEMS, f"stem must be one of {STEMS}")
+        for problem in stem_problems(self.stem, self.patch_size):
+            check(False, problem)
         check(self.stem == "efficientnet_lite0" or not self.recon_target.startswith("stem"),
               "recon_target 'stem' needs stem efficientnet_lite0")
-        check(self.stem != "efficientnet_lite0" or self.patch_size == 8,
-              "stem efficientnet_lite0 needs patch_size 8")
         check(self.decoder_pos in DECODER_POS, f"decoder_pos must be in {DECODER_POS}")
         check(self.decoder_mixing in DECODER_MIXING, f"decoder_mixing in {DECODER_MIXING}")
         check(self.slot_split in SLOT_SPLITS, f"slot_split must be one of {SLOT_SPLITS}")
@@ -187,7 +181,7 @@ class SagConfig:
             "interaction_hidden % interaction_heads != 0",
         )
         check(self.fusion_hidden % self.fusion_heads == 0, "fusion_hidden % fusion_heads != 0")
-        check(self.vit_width % self.vit_heads == 0, "vit_width % vit_heads != 0")
+        check(self.vision_width % self.vision_heads == 0, "vision_width % vision_heads != 0")
         check(self.text_width % self.text_heads == 0, "text_width % text_heads != 0")
         check(min(self.num_groups, self.slots_per_group, self.iterations) >= 1, "K, T >= 1")
         check(self.decoder_layers >= 1, "decoder_layers >= 1")
@@ -196,11 +190,6 @@ class SagConfig:
             self.image_size // self.pixel_patch == self.image_size // self.patch_size,
             "recon_pixel_patch must give the same grid as patch_size",
         )
-        if self.conv_stem:
-            check(
-                self.patch_size >= 2 and (self.patch_size & (self.patch_size - 1)) == 0,
-                "conv_stem needs a power-of-two patch_size",
-            )
         if self.decoder_pos == "learned":
             check(self.grid_size[0] <= self.decoder_max_grid, "grid larger than decoder table")
 
@@ -211,8 +200,13 @@ class SagConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SagConfig:
         """Build from :meth:`to_dict` output; unknown keys are an error, missing keys take
-        their defaults."""
-        return from_mapping(cls, d, "SaG architecture", check=cls.validate)
+        their defaults. Earlier field names are read (:mod:`wsris.backbones.fields`)."""
+        return from_mapping(cls, cls.current_names(d), "SaG architecture", check=cls.validate)
+
+    @staticmethod
+    def current_names(d: dict[str, Any]) -> dict[str, Any]:
+        """``d`` with the earlier spellings of its fields replaced by today's."""
+        return current_names(d, SAG_EARLIER_NAMES, "SaG architecture")
 
     @classmethod
     def paper(cls, **overrides: Any) -> SagConfig:
@@ -237,15 +231,15 @@ class SagConfig:
         base: dict[str, Any] = dict(
             image_size=64,
             patch_size=4,
-            vit_width=64,
-            vit_depth=2,
-            vit_heads=2,
-            vit_drop_path=0.0,
-            vit_pretrained="",
-            conv_stem=True,
+            vision_width=64,
+            vision_layers=2,
+            vision_heads=2,
+            vision_drop_path=0.0,
+            vision_pretrained="",
+            stem="conv",
             conv_stem_channels=32,
             text_width=64,
-            text_depth=2,
+            text_layers=2,
             text_heads=2,
             text_intermediate=256,
             text_max_positions=64,

@@ -31,7 +31,7 @@ pass); without ``args`` the official scripts' values are assumed and the convert
   grid on every forward (bilinear, ``align_corners=False``); the converter does that resize
   once, for ``image_size``;
 * the official ViT's LayerNorms use PyTorch's default eps 1e-5 (timm's use 1e-6): the
-  converted config sets ``vit_ln_eps=1e-5``; its slot attention adds 1e-7 before the
+  converted config sets ``vision_layer_norm_eps=1e-5``; its slot attention adds 1e-7 before the
   renormalisation over the pixels: ``slot_attention_eps=1e-7``;
 * text is cut only at BERT's position limit (the official code never truncates);
 * ``random`` slots: the official code's noise scale is ``exp(log_sigma)`` for random slots
@@ -45,15 +45,14 @@ pass); without ``args`` the official scripts' values are assumed and the convert
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from ...backbones.vit import resize_pos_embed
 from ...errors import WeightsMismatchError
 from ...weights.checksums import sha256_file
 from ...weights.state_dicts import check_state_dict, conversion_paths
@@ -231,7 +230,7 @@ def infer_config(
             raise WeightsMismatchError(f"official checkpoint lacks the parameter for {key}")
         return tuple(ours[key].shape)
 
-    vit_width = shape("image_encoder.cls_token")[-1]
+    vision_width = shape("image_encoder.cls_token")[-1]
     patch = shape("image_encoder.patch_embed.proj.weight")[-1]
     text_vocab, text_width = shape("text_encoder.embeddings.word_embeddings.weight")
     dim = shape("image_proj.weight")[0]
@@ -265,9 +264,10 @@ def infer_config(
         raise WeightsMismatchError(
             f"K={k} slots cannot be split into groups of {ks} over {kg} Gaussian(s)/groups"
         )
-    vit_heads = settings.vit_heads
-    if vit_heads is None:
-        vit_heads, origin["vit_heads"] = max(vit_width // VIT_HEAD_DIM, 1), "assumed (64-dim heads)"
+    vision_heads = settings.vision_heads
+    if vision_heads is None:
+        vision_heads = max(vision_width // VIT_HEAD_DIM, 1)
+        origin["vision_heads"] = "assumed (64-dim heads)"
     ff = shape("aggregation.mlp.fc1.weight")[0]
     for other in ("fusion.mlp.fc1.weight", "interaction.layers.0.mlp.fc1.weight"):
         if shape(other)[0] != ff:
@@ -281,22 +281,22 @@ def infer_config(
     if not dec:
         raise WeightsMismatchError("official checkpoint has no decoder.mlp weights")
     dec_out = shape(f"decoder.mlp.{dec[-1]}.weight")[0]
-    if dec_out != vit_width + 1:
+    if dec_out != vision_width + 1:
         raise WeightsMismatchError(
-            f"decoder outputs {dec_out} channels; expected ViT width + 1 = {vit_width + 1}"
+            f"decoder outputs {dec_out} channels; expected ViT width + 1 = {vision_width + 1}"
         )
     learned = "decoder.pos.row_embed.weight" in ours
     cfg = SagConfig(
         image_size=settings.image_size,
         patch_size=patch,
-        vit_width=vit_width,
-        vit_depth=_max_index(ours, r"image_encoder\.blocks\.(\d+)\."),
-        vit_heads=vit_heads,
-        vit_mlp_ratio=shape("image_encoder.blocks.0.mlp.fc1.weight")[0] / vit_width,
-        vit_ln_eps=1e-5,  # the official ViT's nn.LayerNorm default
+        vision_width=vision_width,
+        vision_layers=_max_index(ours, r"image_encoder\.blocks\.(\d+)\."),
+        vision_heads=vision_heads,
+        vision_mlp_ratio=shape("image_encoder.blocks.0.mlp.fc1.weight")[0] / vision_width,
+        vision_layer_norm_eps=1e-5,  # the official ViT's nn.LayerNorm default
         text_vocab_size=text_vocab,
         text_width=text_width,
-        text_depth=_max_index(ours, r"text_encoder\.encoder\.layer\.(\d+)\."),
+        text_layers=_max_index(ours, r"text_encoder\.encoder\.layer\.(\d+)\."),
         text_heads=max(text_width // BERT_HEAD_DIM, 1),
         text_intermediate=shape("text_encoder.encoder.layer.0.intermediate.dense.weight")[0],
         text_max_positions=shape("text_encoder.embeddings.position_embeddings.weight")[0],
@@ -340,22 +340,6 @@ def infer_config(
     except ValueError as exc:
         raise WeightsMismatchError(f"inferred architecture is not valid: {exc}") from None
     return cfg
-
-
-def resize_pos_embed(pos: torch.Tensor, grid: tuple[int, int], prefix: int = 1) -> torch.Tensor:
-    """``[1, prefix + g*g, C]`` -> ``[1, prefix + h*w, C]``: bilinear on the square grid
-    (``align_corners=False``), prefix (class token) entries kept."""
-    n = pos.shape[1] - prefix
-    g = math.isqrt(n)
-    if g * g != n:
-        raise WeightsMismatchError(f"position grid of {n} entries is not square")
-    if (g, g) == tuple(grid):
-        return pos
-    tok, grid_pos = pos[:, :prefix], pos[:, prefix:]
-    x = grid_pos.reshape(1, g, g, -1).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=grid, mode="bilinear", align_corners=False)
-    x = x.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1).to(pos.dtype)
-    return torch.cat([tok, x], dim=1)
 
 
 def saved_config(
@@ -435,8 +419,9 @@ def convert_sag(
     config = infer_config(ours, iterations, settings)
     if config.slot_type == "random":
         ours["slot_init.log_sigma"] = ours["slot_init.log_sigma"] * 2
+    # the official ViT resizes its position grid bilinearly on every forward; once here
     ours["image_encoder.pos_embed"] = resize_pos_embed(
-        ours["image_encoder.pos_embed"], config.grid_size
+        ours["image_encoder.pos_embed"], config.grid_size, mode="bilinear"
     )
     with torch.device("meta"):
         model = SagModel(config)

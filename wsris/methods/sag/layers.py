@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbones.stems import ConvStemPatchEmbed, EfficientNetStemPatchEmbed
 from .config import (
     SLOT_INITS,
     SagConfig,
@@ -29,7 +27,7 @@ from .config import (
 class ImageFeatures:
     """Output of :meth:`SagModel.encode_image`."""
 
-    patch_tokens: torch.Tensor  # [B, N, vit_width] last ViT block (after its final norm)
+    patch_tokens: torch.Tensor  # [B, N, vision_width] last ViT block (after its final norm)
     features: torch.Tensor  # [B, N, D] projected tokens + sine position encoding
     grid: tuple[int, int]  # (h, w), N = h * w
     stem_features: torch.Tensor | None = None  # [B, N, C] a pretrained stem's own output
@@ -400,27 +398,9 @@ def build_vit(config: SagConfig) -> nn.Module:
     """The ViT (:mod:`wsris.backbones.vit`, timm's parameter names) with the sizes of
     ``config``, class token kept (it takes part in attention as in the pretrained ViT) and
     no classifier head."""
-    from functools import partial
+    from ...backbones.vit import vision_transformer
 
-    from ...backbones.vit import VisionTransformer
-
-    kwargs: dict[str, Any] = {}
-    if config.stem == "conv":
-        kwargs["embed_layer"] = partial(ConvStemPatchEmbed, stem_channels=config.conv_stem_channels)
-    elif config.stem == "efficientnet_lite0":
-        kwargs["embed_layer"] = partial(EfficientNetStemPatchEmbed, frozen=config.stem_frozen)
-    return VisionTransformer(
-        img_size=config.image_size,
-        patch_size=config.patch_size,
-        embed_dim=config.vit_width,
-        depth=config.vit_depth,
-        num_heads=config.vit_heads,
-        mlp_ratio=config.vit_mlp_ratio,
-        qkv_bias=True,
-        drop_path_rate=config.vit_drop_path,
-        norm_layer=partial(nn.LayerNorm, eps=config.vit_ln_eps),
-        **kwargs,
-    )
+    return vision_transformer(config)
 
 
 def build_text_encoder(config: SagConfig) -> nn.Module:
@@ -428,22 +408,7 @@ def build_text_encoder(config: SagConfig) -> nn.Module:
     pooler, no fusion layers)."""
     from ...backbones.bert import BertConfig, BertModel
 
-    return BertModel(
-        BertConfig(
-            hidden_size=config.text_width,
-            num_layers=config.text_depth,
-            num_heads=config.text_heads,
-            intermediate_size=config.text_intermediate,
-            vocab_size=config.text_vocab_size,
-            max_positions=config.text_max_positions,
-            type_vocab_size=config.text_type_vocab_size,
-            layer_norm_eps=config.text_ln_eps,
-            hidden_dropout=config.text_dropout,
-            attention_dropout=config.text_dropout,
-            fusion_layer=config.text_depth,
-            encoder_width=config.text_width,
-        )
-    )
+    return BertModel(BertConfig.of(config))
 
 
 def patchify(pixel_values: torch.Tensor, patch: int) -> torch.Tensor:

@@ -47,7 +47,6 @@ from .config import (  # noqa: F401  (public here too)
     SLOT_INITS,
     SLOT_SPLITS,
     SLOT_TYPES,
-    STEMS,
     TEXT_NORMS,
     SagConfig,
 )
@@ -84,7 +83,7 @@ class SagModel(nn.Module):
         self.config = config
         d = config.dim
         self.image_encoder = build_vit(config)
-        self.image_proj = nn.Linear(config.vit_width, d)
+        self.image_proj = nn.Linear(config.vision_width, d)
         self.text_encoder = build_text_encoder(config)
         self.text_proj = nn.Linear(config.text_width, d)
         self.text_head = nn.ModuleList(

@@ -62,7 +62,7 @@ class OfficialSettings:
     slots_per_group: int | None = None  # None: K / Kg (entity slots)
     slot_type: str | None = None  # None: entity, or query when the file holds queries
     image_size: int = 384
-    vit_heads: int | None = None  # None: ViT width / 64
+    vision_heads: int | None = None  # None: ViT width / 64
     agg_heads: int = 4
     interaction_heads: int = 4
     fusion_heads: int = 4
@@ -128,7 +128,7 @@ def settings_from_args(args: Any, given: dict[str, Any] | None = None) -> Offici
         size = next((s for s in VIT_HEADS if f"_{s}_" in f"_{backbone}_"), None)
         if not str(backbone).startswith(("vit", "deit")) or size is None:
             raise WeightsMismatchError(f"--img_backbone {backbone!r} is not a ViT this converts")
-        take("vit_heads", "img_backbone", VIT_HEADS[size])
+        take("vision_heads", "img_backbone", VIT_HEADS[size])
     take("agg_heads", "agg_cross_head")
     take("interaction_heads", "agg_latent_head")
     take("fusion_heads", "cma_heads")
@@ -164,7 +164,7 @@ def settings_from_args(args: Any, given: dict[str, Any] | None = None) -> Offici
         if _flag(args, heads) is not None and _flag(args, dim) is not None:
             s.expected[key] = int(_flag(args, heads)) * int(_flag(args, dim))
     depths = (("iterations", "agg_depth"), ("interaction_layers", "agg_self_per_cross_attn"),
-              ("vit_depth", "num_layers"), ("dim", "embed_dim"))
+              ("vision_layers", "num_layers"), ("dim", "embed_dim"))
     for key, flag in depths:
         if _flag(args, flag) is not None:
             s.expected[key] = int(_flag(args, flag))

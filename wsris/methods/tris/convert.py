@@ -23,8 +23,6 @@ No checksum is published upstream; the sha256 of the file converted is recorded.
 from __future__ import annotations
 
 import json
-import pickle
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ import torch
 from ...errors import WeightsMismatchError
 from ...weights.checksums import sha256_file
 from ...weights.state_dicts import check_state_dict, conversion_paths, fitted_tensors
+from ...weights.torch_files import read_torch_checkpoint
 from .model import TrisConfig, TrisModel
 from .preprocessing import model_config
 
@@ -52,26 +51,14 @@ def dropped_group(key: str) -> str | None:
     return None
 
 
-def read_checkpoint(src: Path) -> Mapping[str, Any]:
-    """``torch.load(weights_only=True)`` on the CPU; say exactly why when it refuses."""
-    try:
-        obj = torch.load(src, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f"an object of type {found.group(1)}" if found else f"something it refuses ({exc})"
-        raise WeightsMismatchError(
-            f"{src} cannot be read with torch.load(weights_only=True), which runs no code "
-            f"from the file: it holds {what}. TRIS's training script falls back to pickling its "
-            "learning-rate scheduler object when it has no state_dict; if that is what the "
-            "file holds, extract the weights where you trust the file: "
-            "torch.save(torch.load(FILE, weights_only=False)['model'], 'plain.pth'), then "
-            "convert plain.pth"
-        ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise WeightsMismatchError(f"{src} is not a readable PyTorch checkpoint: {exc}") from exc
-    if not isinstance(obj, Mapping):
-        raise WeightsMismatchError(f"{src} holds a {type(obj).__name__}, not a checkpoint dict")
-    return obj
+# TRIS's training script pickles its learning-rate scheduler object when it has no
+# state_dict: such a file names a class, which weights_only refuses
+_SCHEDULER_HINT = (
+    "TRIS's training script falls back to pickling its learning-rate scheduler object when "
+    "it has no state_dict; if that is what the file holds, extract the weights where you "
+    "trust the file: torch.save(torch.load(FILE, weights_only=False)['model'], "
+    "'plain.pth'), then convert plain.pth"
+)
 
 
 def state_of(checkpoint: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -163,7 +150,7 @@ def convert_tris(src: Path | str, out_dir: Path | str, image_size: int = 320,
     from safetensors.torch import save_file
 
     src, out_dir = conversion_paths(src, out_dir, overwrite)
-    checkpoint = read_checkpoint(src)
+    checkpoint = read_torch_checkpoint(src, refusal_hint=_SCHEDULER_HINT)
     state, config, dropped, layout = map_tris_state_dict(checkpoint, image_size)
     tensors = fitted_tensors(TrisModel, config, state)
     source = {
