@@ -49,13 +49,15 @@ SAG_EARLIER_NAMES: Mapping[str, str] = {
 
 
 def current_names(architecture: Mapping[str, Any], earlier: Mapping[str, str],
-                  where: str) -> dict[str, Any]:
+                  where: str) -> Any:
     """``architecture`` with every earlier field name replaced by today's.
 
     ``conv_stem: true`` (the earlier stem switch) becomes ``stem: conv``, ``conv_stem:
     false`` is dropped. A field given under both spellings, or ``conv_stem: true`` beside
     another stem, is a :class:`~wsris.errors.ConfigError`.
     """
+    if not isinstance(architecture, Mapping):  # the strict loader names what it is instead
+        return architecture
     out: dict[str, Any] = {}
     for key, value in architecture.items():
         if key == "conv_stem":
