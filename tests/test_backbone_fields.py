@@ -84,3 +84,15 @@ def test_a_model_folder_in_the_earlier_spelling_gives_the_same_mask(tmp_path, na
     old = wsris.load(folder).segment(EXAMPLE, text)
     new = wsris.load(name).segment(EXAMPLE, text)
     assert old.mask.any() and np.array_equal(old.mask, new.mask)
+
+
+def test_the_earlier_position_limit_still_bounds_max_length(tmp_path):
+    folder = tmp_path / "old"
+    shutil.copytree(ROOT / "wsris" / "weights" / "bundled" / "albef-chunk-shapes", folder)
+    config = json.loads((folder / "config.json").read_text())
+    arch = config["architecture"]
+    arch["max_positions"] = arch.pop("text_max_positions")
+    config["text"]["max_length"] = arch["max_positions"] + 5
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="over the text encoder's limit of 32 positions"):
+        wsris.load(folder)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import WeightsMismatchError
+
 
 class PatchEmbed(nn.Module):
     """Non-overlapping ``patch_size`` patches, one convolution, to ``[B, N, D]``."""
@@ -220,8 +222,6 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], *, mode: st
     (as ALBEF's own ``interpolate_pos_embed``), the official SaG code's bilinear.
     """
     from timm.layers import resample_abs_pos_embed  # converters only: timm is slow to import
-
-    from ..errors import WeightsMismatchError
 
     patches = pos_embed.shape[1] - num_prefix_tokens
     side = math.isqrt(patches)

@@ -84,18 +84,11 @@ def _get(d: dict, key: str, typ: type | tuple[type, ...], entry: str, where: str
     return d[key]
 
 
-def validate_config(config: Any, entry: str, where: str = "config.",
-                    method: str | None = None) -> dict[str, Any]:
-    """Check the parts of a model config every loader relies on. With the ``method``, the
-    architecture's field names are brought to today's spelling in place (files written
-    before the backbone fields had one name still load)."""
+def validate_config(config: Any, entry: str, where: str = "config.") -> dict[str, Any]:
+    """Check the parts of a model config every loader relies on."""
     if not isinstance(config, dict):
         raise _fail(entry, where.rstrip("."), "expected an object")
     _get(config, "architecture", dict, entry, where)
-    if method is not None:
-        from ..registry import get_method
-
-        config["architecture"] = get_method(method).current_names(config["architecture"])
     arch = config["architecture"]
     pre = _get(config, "preprocessing", dict, entry, where)
     size = _get(pre, "size", list, entry, f"{where}preprocessing.")

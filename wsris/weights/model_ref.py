@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ManifestError, UnknownModelError
-from ..registry import is_method, method_names
+from ..registry import get_method, is_method, method_names
 from ..text import Tokenizer
 from .manifest import get_spec, load_manifest, validate_config
 from .sources import CONFIG_NAME, HF_PREFIX, WEIGHTS_NAME
@@ -36,13 +36,16 @@ def read_config(folder: Path, what: str) -> dict[str, Any]:
         raise ManifestError(
             f"{what}: {path} field 'method' must be one of {', '.join(method_names())}"
         )
-    validate_config(config, what, where="", method=method)
+    if isinstance(config.get("architecture"), dict):  # validate_config names anything else
+        # files written before the backbone fields had one spelling still load
+        config["architecture"] = get_method(method).current_names(config["architecture"])
+    validate_config(config, what, where="")
     return config
 
 
 def text_tokenizer(config: dict[str, Any]) -> Tokenizer:
     """The tokenizer of a model config, capped at its text encoder's position limit."""
-    from ..registry import get_method, load_object
+    from ..registry import load_object
 
     method = config.get("method")
     factory = get_method(method).tokenizer if isinstance(method, str) else None

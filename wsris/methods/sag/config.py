@@ -161,8 +161,8 @@ class SagConfig:
 
         check(self.slot_type in SLOT_TYPES, f"slot_type must be one of {SLOT_TYPES}")
         check(self.recon_target in RECON_TARGETS, f"recon_target must be in {RECON_TARGETS}")
-        for problem in stem_problems(self.stem, self.patch_size):
-            check(False, problem)
+        stem = stem_problems(self.stem, self.patch_size)
+        check(not stem, "; ".join(stem))
         check(self.stem == "efficientnet_lite0" or not self.recon_target.startswith("stem"),
               "recon_target 'stem' needs stem efficientnet_lite0")
         check(self.decoder_pos in DECODER_POS, f"decoder_pos must be in {DECODER_POS}")
